@@ -1,13 +1,13 @@
 """One error tree for Slotbot; every error carries the message a user should see.
 
-    SlotbotError                 anything we can explain to a person
-    ├── RequestError             the request text could not be understood or is impossible
-    ├── NoSlotsError             nothing fits; ``reasons`` say why, in people's words
-    ├── OfferError               the offer is unknown, expired, or not yours
-    ├── BookingError             the booking could not be made or changed
-    │   └── SlotTakenError       someone else just took that time
-    ├── PermissionDeniedError    you may not act on this
-    └── CalendarError            the calendar provider refused or failed
+SlotbotError                 anything we can explain to a person
+├── RequestError             the request text could not be understood or is impossible
+├── NoSlotsError             nothing fits; ``reasons`` say why, in people's words
+├── OfferError               the offer is unknown, expired, or not yours
+├── BookingError             the booking could not be made or changed
+│   └── SlotTakenError       someone else just took that time
+├── PermissionDeniedError    you may not act on this
+└── CalendarError            the calendar provider refused or failed
 """
 
 from __future__ import annotations

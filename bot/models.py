@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from enum import StrEnum
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
@@ -38,7 +38,7 @@ def require_aware(value: datetime, name: str = "datetime") -> datetime:
 def zone_of(name: str) -> ZoneInfo | timezone:
     """The tzinfo for an IANA name; ``UTC`` and ``GMT`` are the fixed zone."""
     if name in ("UTC", "GMT", "Etc/UTC", "Z"):
-        return timezone.utc
+        return UTC
     return ZoneInfo(name)
 
 
@@ -295,10 +295,10 @@ def _wall_to_instant(naive: datetime, tz: ZoneInfo | timezone) -> datetime:
     """Read a wall time in ``tz`` per RFC 5545: gaps shift forward, overlaps take the first."""
     aware = naive.replace(tzinfo=tz, fold=0)
     # A wall time in a gap does not survive a round trip through UTC.
-    round_trip = aware.astimezone(timezone.utc).astimezone(tz)
+    round_trip = aware.astimezone(UTC).astimezone(tz)
     if round_trip.replace(tzinfo=None) != naive:
         # Use the offset before the gap (fold=0 gives it for a gap in zoneinfo), i.e. shift.
-        return aware.astimezone(timezone.utc).astimezone(tz)
+        return aware.astimezone(UTC).astimezone(tz)
     return aware
 
 

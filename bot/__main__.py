@@ -1,0 +1,173 @@
+"""The ``slotbot`` command: read settings, pick a mode, start. ``python -m bot`` is the same."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import IO, Any
+
+from bot.config import ConfigError, Settings
+from bot.errors import RequestError
+from bot.logs import configure_logging
+from bot.models import wall_to_instant
+
+HELP_NO_CONFIG = """\
+Slotbot has no Slack credentials yet, so there is nothing to connect to.
+
+To run it in your workspace, create the app from manifest.yml (https://api.slack.com/apps →
+Create New App → From an app manifest), install it, and set either:
+
+  Socket Mode (no public URL needed):  SLACK_BOT_TOKEN=xoxb-…  SLACK_APP_TOKEN=xapp-…
+  HTTP mode (behind a public URL):     SLACK_BOT_TOKEN=xoxb-…  SLACK_SIGNING_SECRET=…
+
+in the environment or in a .env file, then run `slotbot` again.
+
+Meanwhile, try the request parser locally:
+
+  echo '{"text": "design review with @ana 45m next tuesday afternoon", "tz": "Europe/Berlin"}' \\
+    | slotbot parse
+"""
+
+
+def parse_line(line: str, now: datetime | None = None) -> dict[str, Any]:
+    """Answer one ``slotbot parse`` input line (``{"text", "now", "tz"}``) with the output shape."""
+    from bot.scheduling.parsing import parse_request  # imported here: dateparser loads slowly
+
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return {"error": f"That line is not JSON ({exc.msg}). Send {{'text', 'now', 'tz'}}."}
+    if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+        return {
+            "error": 'Send an object with a "text" string, e.g. {"text": "call tomorrow at 3"}.'
+        }
+    tz = data.get("tz") or "UTC"
+    if not isinstance(tz, str):
+        return {"error": '"tz" must be an IANA zone name like "Europe/Berlin".'}
+    try:
+        reference = _read_now(data.get("now"), tz, now)
+        return parse_request(data["text"], reference, tz).to_json()
+    except RequestError as exc:
+        return {"error": exc.user_message}
+
+
+def _read_now(value: object, tz: str, default: datetime | None) -> datetime:
+    if value is None:
+        from bot.models import zone_of
+
+        try:
+            return (default or datetime.now(tz=zone_of(tz))).astimezone(zone_of(tz))
+        except (ValueError, KeyError) as exc:
+            raise RequestError(f"Unknown time zone {tz!r}; use an IANA name.") from exc
+    if not isinstance(value, str):
+        raise RequestError('"now" must be an ISO 8601 date-time like "2026-11-26T14:00:00+01:00".')
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise RequestError(f'"now" is not an ISO 8601 date-time: {value[:40]!r}.') from exc
+    if moment.tzinfo is None:
+        try:
+            moment = wall_to_instant(moment, tz)
+        except (ValueError, KeyError) as exc:
+            raise RequestError(f"Unknown time zone {tz!r}; use an IANA name.") from exc
+    return moment
+
+
+def run_parse(stdin: IO[str], stdout: IO[str]) -> int:
+    """Stream: answer each JSON line as soon as it arrives, one JSON line out per line in."""
+    while True:
+        line = stdin.readline()
+        if not line:
+            return 0
+        if not line.strip():
+            continue
+        stdout.write(json.dumps(parse_line(line), ensure_ascii=False) + "\n")
+        stdout.flush()
+
+
+async def _serve(settings: Settings) -> None:
+    """HTTP mode: Slack posts signed requests to ``/slack/events``; ``/healthz`` for probes."""
+    from aiohttp import web
+
+    from bot.app import open_slotbot
+
+    slotbot = await open_slotbot(settings)
+    runner = web.AppRunner(slotbot.web_app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    logging.getLogger("slotbot").info(
+        "Slotbot is listening on http://%s:%d/slack/events", settings.host, settings.port
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+async def _socket(settings: Settings) -> None:
+    """Socket Mode: Slotbot opens the connection to Slack; no public URL needed."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.app import open_slotbot
+
+    slotbot = await open_slotbot(settings)
+    try:
+        handler = AsyncSocketModeHandler(slotbot.bolt, settings.slack_app_token)
+        await handler.start_async()  # type: ignore[no-untyped-call]  # untyped in slack_bolt
+    finally:
+        await slotbot.close()
+
+
+def _missing(settings: Settings, mode: str) -> str | None:
+    needs = {
+        "serve": ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"),
+        "socket": ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"),
+    }[mode]
+    values = {
+        "SLACK_BOT_TOKEN": settings.slack_bot_token,
+        "SLACK_SIGNING_SECRET": settings.slack_signing_secret,
+        "SLACK_APP_TOKEN": settings.slack_app_token,
+    }
+    absent = [name for name in needs if not values[name]]
+    return f"slotbot {mode} needs {' and '.join(absent)} (see README.md)" if absent else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``slotbot`` console script."""
+    parser = argparse.ArgumentParser(prog="slotbot", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("parse", help="read JSON lines {text, now, tz}; write parsed requests")
+    commands.add_parser("serve", help="HTTP mode: POST /slack/events, GET /healthz")
+    commands.add_parser("socket", help="Socket Mode, with SLACK_APP_TOKEN")
+    args = parser.parse_args(argv)
+
+    if args.command == "parse":
+        return run_parse(sys.stdin, sys.stdout)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"slotbot: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    mode = args.command or {"socket": "socket", "http": "serve"}.get(settings.mode)
+    if mode is None:
+        print(HELP_NO_CONFIG)
+        return 0
+    problem = _missing(settings, mode)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(settings) if mode == "serve" else _socket(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,523 @@
+"""The scheduling use case: a request becomes an offer of slots; a pick becomes a booked event.
+
+Knows nothing of Slack: people come from a ``Directory``, calendars from a ``CalendarProvider``,
+the time from a clock passed in. Every step that a retry may repeat is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from bot.calendars import Attendee, CalendarEvent, CalendarProvider, CreatedEvent, event_id_for
+from bot.errors import OfferError, PermissionDeniedError, RequestError, SlotTakenError
+from bot.invites import InviteDetails, InviteParty, build_invite, invite_filename
+from bot.models import Booking, BookingState, Participant, ScheduleObject, TimeSlot
+from bot.scheduling.parsing import parse_request
+from bot.scheduling.slots import Availability, SlotRules, SlotSearch, find_free_slots, is_free
+from bot.store import Offer, Store, UserSettings
+
+__all__ = ["Confirmation", "Directory", "Proposal", "Scheduler", "booking_key_for"]
+
+#: Attendees above this are refused: the offer must stay readable and free/busy cheap.
+MAX_ATTENDEES = 50
+
+
+class Directory(Protocol):
+    """Who people are: their zone, email and name (Slack's ``users.info`` behind it)."""
+
+    async def person(self, team_id: str, user_id: str) -> Participant:
+        """The person, or ``RequestError`` when there is no such (human) user."""
+        ...
+
+    async def find_handle(self, team_id: str, handle: str) -> Participant | None:
+        """The person a typed ``@handle`` names, if exactly one does."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """An offer as the requester sees it: what was understood, and the slots that fit."""
+
+    offer: Offer
+    participants: tuple[Participant, ...]
+    has_more: bool
+    reasons: tuple[str, ...]
+    unreadable: tuple[str, ...]  # names of people whose calendar could not be read
+    exact_start: datetime | None = None
+
+    @property
+    def slots(self) -> tuple[TimeSlot, ...]:
+        return self.offer.slots
+
+    @property
+    def requester(self) -> Participant:
+        return self.participants[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """A booked meeting and its invite; ``fresh`` is False when an earlier click booked it."""
+
+    booking: Booking
+    participants: tuple[Participant, ...]
+    invite: bytes
+    filename: str
+    fresh: bool
+    offer: Offer
+
+
+def booking_key_for(team_id: str, offer_id: str) -> str:
+    """One booking per offer: the key every retry and every second click arrives at."""
+    return hashlib.sha256(f"{team_id}\x00{offer_id}".encode()).hexdigest()[:40]
+
+
+class Scheduler:
+    """Offers slots for requests and books the one picked, exactly once."""
+
+    def __init__(
+        self,
+        store: Store,
+        calendar: CalendarProvider,
+        *,
+        clock: Callable[[], datetime],
+        default_duration_minutes: int = 30,
+        offer_ttl: timedelta = timedelta(hours=24),
+        grid_minutes: int = 15,
+        max_offered: int = 6,
+    ) -> None:
+        self.store = store
+        self.calendar = calendar
+        self.clock = clock
+        self.default_duration_minutes = default_duration_minutes
+        self.offer_ttl = offer_ttl
+        self.grid_minutes = grid_minutes
+        self.max_offered = max_offered
+
+    # -- offering --
+
+    async def propose(
+        self,
+        team_id: str,
+        requester_id: str,
+        text: str,
+        directory: Directory,
+        *,
+        channel_id: str | None = None,
+        thread_ts: str | None = None,
+    ) -> Proposal:
+        """Read the request, find everyone, and offer the free slots (or say why there are none)."""
+        now = self.clock()
+        requester = await self._person(team_id, requester_id, directory)
+        settings = await self.store.get_settings(team_id, requester_id)
+        request = parse_request(text, now, requester.time_zone)
+        attendees = await self._attendees(team_id, request.attendees, directory)
+        participants = _unique((requester, *attendees))
+        duration = request.duration_minutes or settings.default_duration_minutes
+        if not request.duration_minutes and settings == UserSettings():
+            duration = self.default_duration_minutes
+        window = TimeSlot(request.window_start, request.window_end)
+        search, unreadable = await self._search(
+            team_id, participants, window, duration, settings, now, request.exact_start, 0
+        )
+        offer = await self.store.create_offer(
+            team_id=team_id,
+            requester_id=requester_id,
+            participant_ids=[p.user_id for p in participants],
+            duration_minutes=duration,
+            time_zone=requester.time_zone,
+            window=window,
+            slots=search.slots,
+            now=now,
+            ttl=self.offer_ttl,
+            title=request.title,
+            channel_id=channel_id,
+            thread_ts=thread_ts,
+            recurrence=request.recurrence,
+            extra={
+                "participants": [_person_json(p) for p in participants],
+                "exact_start": request.exact_start.isoformat() if request.exact_start else None,
+                "has_more": search.has_more,
+                "reasons": list(search.reasons),
+                "unreadable": list(unreadable),
+            },
+        )
+        return _proposal(offer)
+
+    async def more_times(self, team_id: str, user_id: str, offer_id: str) -> Proposal:
+        """The next page of slots for an open offer of this user's."""
+        offer = await self._own_offer(team_id, user_id, offer_id)
+        return await self._refresh(offer, offer.page + 1)
+
+    async def current_offer(self, team_id: str, user_id: str, offer_id: str) -> Proposal:
+        """The open offer as it stands (after a refresh, say)."""
+        return _proposal(await self._own_offer(team_id, user_id, offer_id))
+
+    async def withdraw(self, team_id: str, user_id: str, offer_id: str) -> Offer:
+        """Close an offer without booking (the requester pressed Cancel)."""
+        offer = await self._own_offer(team_id, user_id, offer_id)
+        await self.store.close_offer(team_id, offer_id, self.clock())
+        return offer
+
+    async def _refresh(self, offer: Offer, page: int) -> Proposal:
+        now = self.clock()
+        settings = await self.store.get_settings(offer.team_id, offer.requester_id)
+        participants = _participants_of(offer)
+        exact = offer.extra.get("exact_start")
+        search, unreadable = await self._search(
+            offer.team_id,
+            participants,
+            offer.window,
+            offer.duration_minutes,
+            settings,
+            now,
+            datetime.fromisoformat(exact) if exact else None,
+            page,
+        )
+        updated = await self.store.update_offer_page(
+            offer.team_id, offer.id, page=page, slots=search.slots, now=now
+        )
+        if updated is None:
+            raise _expired()
+        extra = {
+            **updated.extra,
+            "has_more": search.has_more,
+            "reasons": list(search.reasons),
+            "unreadable": list(unreadable),
+        }
+        return _proposal(replace(updated, extra=extra))
+
+    # -- booking --
+
+    async def book(self, team_id: str, user_id: str, offer_id: str, index: int) -> Confirmation:
+        """Book slot ``index`` of the offer: re-check, create the event, build the invite.
+
+        A second call for the same offer (double click, retry, another slot) returns the
+        booking the first made, with ``fresh`` False, and creates nothing.
+        """
+        now = self.clock()
+        key = booking_key_for(team_id, offer_id)
+        offer = await self.store.get_offer(team_id, offer_id, now)
+        existing = await self.store.get_booking(team_id, key)
+        if offer is None and existing is None:
+            raise _expired()
+        if offer is not None and offer.requester_id != user_id:
+            raise PermissionDeniedError(
+                f"Only <@{offer.requester_id}> can pick a time from this offer. "
+                "To book something yourself, use `/schedule` with your own request."
+            )
+        if existing is not None and existing.organizer_id != user_id:
+            raise PermissionDeniedError("This meeting was booked by someone else.")
+        if existing is not None and offer is not None and existing.state != BookingState.PENDING:
+            return await self._confirmation(existing, offer, fresh=False, now=now)
+        if offer is None:
+            raise _expired()
+        if not 0 <= index < len(offer.slots):
+            raise OfferError("That time is no longer on offer. Pick one of the times shown.")
+
+        slot = offer.slots[index]
+        participants = _participants_of(offer)
+        settings = await self.store.get_settings(team_id, user_id)
+        if existing is None and not await self._still_free(
+            team_id, participants, slot, settings, now
+        ):
+            await self._refresh(offer, 0)
+            raise SlotTakenError(
+                "That time was just taken. Here are fresh times that still work for everyone."
+            )
+        organizer = participants[0]
+        event_id = event_id_for(key)
+        schedule = ScheduleObject.from_slot(
+            slot,
+            offer.time_zone,
+            calendar_event_id=event_id,
+            calendar_id=organizer.user_id,
+            recurrence=list(offer.recurrence) or None,
+        )
+        booking, fresh = await self.store.claim_booking(
+            Booking(
+                key=key,
+                team_id=team_id,
+                organizer_id=organizer.user_id,
+                participant_ids=tuple(p.user_id for p in participants[1:]),
+                title=offer.title,
+                schedule=schedule,
+                uid="",
+                offer_id=offer.id,
+                channel_id=offer.channel_id,
+                thread_ts=offer.thread_ts,
+            )
+        )
+        if not fresh and booking.state != BookingState.PENDING:
+            return await self._confirmation(booking, offer, fresh=False, now=now)
+        created = await self.calendar.create_event(
+            team_id, _calendar_event(booking, participants, event_id)
+        )
+        stored = await self.store.update_booking(
+            team_id,
+            key,
+            expect_state=BookingState.PENDING,
+            state=BookingState.CREATED,
+            uid=created.ical_uid,
+            schedule=booking.schedule.with_event(created.event_id, created.calendar_id),
+            event_link=created.html_link,
+        )
+        await self.store.close_offer(team_id, offer.id, now)
+        if stored is None:  # another attempt moved it on first; it delivers the confirmation
+            current = await self.store.get_booking(team_id, key)
+            assert current is not None
+            return await self._confirmation(current, offer, fresh=False, now=now)
+        return await self._confirmation(stored, offer, fresh=fresh, now=now, created=created)
+
+    async def mark_delivered(
+        self, team_id: str, key: str, *, channel_id: str | None, message_ts: str | None
+    ) -> None:
+        """The confirmation and the .ics reached the conversation."""
+        await self.store.update_booking(
+            team_id,
+            key,
+            state=BookingState.CONFIRMED,
+            channel_id=channel_id,
+            message_ts=message_ts,
+        )
+
+    async def _confirmation(
+        self,
+        booking: Booking,
+        offer: Offer,
+        *,
+        fresh: bool,
+        now: datetime,
+        created: CreatedEvent | None = None,
+    ) -> Confirmation:
+        participants = _participants_of(offer)
+        organizer, *others = participants
+        slot = booking.slot
+        invite = build_invite(
+            InviteDetails(
+                uid=booking.uid or (created.ical_uid if created else booking.key),
+                title=booking.title,
+                start=slot.start,
+                end=slot.end,
+                time_zone=booking.schedule.start_time.time_zone,
+                organizer=_party(organizer),
+                attendees=tuple(_party(p) for p in others),
+                description="Booked with Slotbot from Slack.",
+                url=booking.event_link,
+                sequence=booking.sequence,
+                rrule=offer.recurrence[0] if offer.recurrence else None,
+            ),
+            method="REQUEST",
+            stamp=now,
+        )
+        return Confirmation(
+            booking=booking,
+            participants=participants,
+            invite=invite,
+            filename=invite_filename(booking.title, slot.start.astimezone(_zone(booking))),
+            fresh=fresh,
+            offer=offer,
+        )
+
+    # -- helpers --
+
+    async def _person(self, team_id: str, user_id: str, directory: Directory) -> Participant:
+        person = await directory.person(team_id, user_id)
+        settings = await self.store.get_settings(team_id, user_id)
+        return _with_settings(person, settings)
+
+    async def _attendees(
+        self, team_id: str, names: Sequence[str], directory: Directory
+    ) -> list[Participant]:
+        if len(names) > MAX_ATTENDEES:
+            raise RequestError(
+                f"That is {len(names)} people; I can schedule up to {MAX_ATTENDEES} at once."
+            )
+        found: list[Participant] = []
+        for name in names:
+            if name.startswith("@"):
+                person = await directory.find_handle(team_id, name[1:])
+                if person is None:
+                    raise RequestError(
+                        f"I couldn't find {name} in this workspace. Mention people so Slack "
+                        "links them, e.g. `/schedule sync with @Ana tomorrow afternoon`."
+                    )
+                found.append(await self._person(team_id, person.user_id, directory))
+            else:
+                found.append(await self._person(team_id, name, directory))
+        return found
+
+    async def _own_offer(self, team_id: str, user_id: str, offer_id: str) -> Offer:
+        offer = await self.store.get_offer(team_id, offer_id, self.clock())
+        if offer is None or not offer.is_open:
+            raise _expired()
+        if offer.requester_id != user_id:
+            raise PermissionDeniedError(
+                f"Only <@{offer.requester_id}> can change this offer. "
+                "Use `/schedule` to ask for your own meeting."
+            )
+        return offer
+
+    async def _search(
+        self,
+        team_id: str,
+        participants: Sequence[Participant],
+        window: TimeSlot,
+        duration_minutes: int,
+        settings: UserSettings,
+        now: datetime,
+        exact_start: datetime | None,
+        page: int,
+    ) -> tuple[SlotSearch, tuple[str, ...]]:
+        rules = self._rules(settings)
+        horizon_end = now + rules.horizon
+        read_end = max(min(window.end, horizon_end), window.start) + rules.buffer_after
+        busy = await self.calendar.free_busy(
+            team_id,
+            participants,
+            window.start - rules.buffer_before,
+            read_end + timedelta(minutes=duration_minutes),
+        )
+        availabilities = [Availability(p, busy.busy.get(p.user_id, ())) for p in participants]
+        search = find_free_slots(
+            availabilities,
+            window,
+            timedelta(minutes=duration_minutes),
+            now=now,
+            viewer_zone=participants[0].time_zone,
+            rules=rules,
+            exact_start=exact_start,
+            page=page,
+        )
+        unreadable = tuple(p.name for p in participants if p.user_id in busy.unavailable)
+        return search, unreadable
+
+    async def _still_free(
+        self,
+        team_id: str,
+        participants: Sequence[Participant],
+        slot: TimeSlot,
+        settings: UserSettings,
+        now: datetime,
+    ) -> bool:
+        rules = self._rules(settings)
+        busy = await self.calendar.free_busy(
+            team_id, participants, slot.start - rules.buffer_before, slot.end + rules.buffer_after
+        )
+        availabilities = [Availability(p, busy.busy.get(p.user_id, ())) for p in participants]
+        # The notice was met when the slot was offered; a slow click must not lose it.
+        return is_free(
+            availabilities, slot, rules=replace(rules, minimum_notice=timedelta(0)), now=now
+        )
+
+    def _rules(self, settings: UserSettings) -> SlotRules:
+        return SlotRules(
+            grid_minutes=self.grid_minutes,
+            minimum_notice=timedelta(minutes=settings.minimum_notice_minutes),
+            buffer_before=timedelta(minutes=settings.buffer_before_minutes),
+            buffer_after=timedelta(minutes=settings.buffer_after_minutes),
+            horizon=timedelta(days=settings.horizon_days),
+            max_offered=self.max_offered,
+        )
+
+
+def _expired() -> OfferError:
+    return OfferError("This offer has expired. Run `/schedule` again to see fresh times.")
+
+
+def _unique(people: Sequence[Participant]) -> tuple[Participant, ...]:
+    return tuple(
+        {p.user_id: p for p in reversed(people)}[u]
+        for u in dict.fromkeys(p.user_id for p in people)
+    )
+
+
+def _with_settings(person: Participant, settings: UserSettings) -> Participant:
+    return replace(
+        person,
+        time_zone=settings.time_zone or person.time_zone,
+        working_hours=settings.working_hours,
+    )
+
+
+def _person_json(person: Participant) -> dict[str, Any]:
+    return {
+        "user_id": person.user_id,
+        "time_zone": person.time_zone,
+        "email": person.email,
+        "display_name": person.display_name,
+        "working_hours": [
+            [[start.isoformat("minutes"), end.isoformat("minutes")] for start, end in day]
+            for day in person.working_hours.days
+        ],
+    }
+
+
+def _person_from_json(data: Mapping[str, Any]) -> Participant:
+    from datetime import time
+
+    from bot.models import WorkingHours
+
+    hours = WorkingHours(
+        tuple(
+            tuple((time.fromisoformat(a), time.fromisoformat(b)) for a, b in day)
+            for day in data["working_hours"]
+        )
+    )
+    return Participant(
+        user_id=data["user_id"],
+        time_zone=data["time_zone"],
+        email=data.get("email"),
+        display_name=data.get("display_name"),
+        working_hours=hours,
+    )
+
+
+def _participants_of(offer: Offer) -> tuple[Participant, ...]:
+    return tuple(_person_from_json(p) for p in offer.extra["participants"])
+
+
+def _proposal(offer: Offer) -> Proposal:
+    exact = offer.extra.get("exact_start")
+    return Proposal(
+        offer=offer,
+        participants=_participants_of(offer),
+        has_more=bool(offer.extra.get("has_more")),
+        reasons=tuple(offer.extra.get("reasons", ())),
+        unreadable=tuple(offer.extra.get("unreadable", ())),
+        exact_start=datetime.fromisoformat(exact) if exact else None,
+    )
+
+
+def _party(person: Participant) -> InviteParty:
+    # libical's iTIP rules need an ORGANIZER address; a person Slack gives no email for gets
+    # one in the reserved .invalid domain, which no mail system will ever deliver to.
+    email = person.email or f"{person.user_id.lower()}@slack-user.invalid"
+    return InviteParty(person.name, email)
+
+
+def _zone(booking: Booking) -> Any:
+    from bot.models import zone_of
+
+    return zone_of(booking.schedule.start_time.time_zone)
+
+
+def _calendar_event(
+    booking: Booking, participants: Sequence[Participant], event_id: str
+) -> CalendarEvent:
+    slot = booking.slot
+    return CalendarEvent(
+        event_id=event_id,
+        calendar_id=booking.organizer_id,
+        summary=booking.title or "Meeting",
+        start=slot.start,
+        end=slot.end,
+        time_zone=booking.schedule.start_time.time_zone,
+        description="Booked with Slotbot from Slack.",
+        attendees=tuple(Attendee.of(p) for p in participants[1:]),
+        organizer=Attendee.of(participants[0]),
+        recurrence=tuple(booking.schedule.recurrence or ()),
+    )

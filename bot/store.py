@@ -1,0 +1,1192 @@
+"""Slotbot's storage: SQLite by default, PostgreSQL by URL, through SQLAlchemy's async engine.
+
+Every row carries ``team_id`` and every query is scoped by it. The schema migrates itself on
+start, one numbered step at a time, under a lock so that concurrent starts are safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time, timedelta
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bot.calendars import Attendee, CalendarEvent
+from bot.models import (
+    Booking,
+    BookingState,
+    ScheduleObject,
+    ScheduleObjectJSON,
+    TimeSlot,
+    WorkingHours,
+    require_aware,
+    zone_of,
+)
+
+__all__ = [
+    "EventStatus",
+    "LocalEvent",
+    "Offer",
+    "SchemaTooNewError",
+    "Store",
+    "UserSettings",
+    "database_url_from",
+]
+
+DATABASE_FILE = "slotbot.db"
+# Any constant works; it only has to be the same in every Slotbot process.
+_MIGRATION_LOCK_KEY = 0x510780
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- URLs -----------------------------------------------------------------------------------
+
+
+def database_url_from(value: str | None, data_dir: Path) -> str:
+    """The async SQLAlchemy URL for what a person wrote in ``DATABASE_URL``.
+
+    Empty means ``slotbot.db`` in ``data_dir``; ``sqlite://`` and ``postgres(ql)://`` URLs get
+    the async drivers; explicit drivers pass through. A SQLite file's directory is created.
+    """
+    text = (value or "").strip()
+    if not text:
+        path = data_dir / DATABASE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{path}"
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        raise ValueError(f"not a database URL: {text!r}")
+    scheme = scheme.lower()
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+asyncpg://{rest}"
+    if scheme == "sqlite":
+        scheme = "sqlite+aiosqlite"
+    url = f"{scheme}://{rest}"
+    if scheme.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Slots shown to a requester, kept server-side; a button carries only ``id``."""
+
+    id: str
+    team_id: str
+    requester_id: str
+    channel_id: str | None
+    thread_ts: str | None
+    participant_ids: tuple[str, ...]
+    duration_minutes: int
+    title: str | None
+    time_zone: str
+    window: TimeSlot
+    slots: tuple[TimeSlot, ...]
+    page: int
+    created_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None = None
+    recurrence: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class UserSettings:
+    """One person's scheduling preferences; a person who never saved any gets these defaults."""
+
+    working_hours: WorkingHours = field(default_factory=WorkingHours)
+    time_zone: str | None = None  # overrides the zone in the Slack profile
+    buffer_before_minutes: int = 0
+    buffer_after_minutes: int = 0
+    minimum_notice_minutes: int = 60
+    default_duration_minutes: int = 30
+    horizon_days: int = 14
+    reminder_lead_minutes: int | None = 10
+
+    def __post_init__(self) -> None:
+        if self.time_zone is not None:
+            zone_of(self.time_zone)
+        numbers = (
+            self.buffer_before_minutes,
+            self.buffer_after_minutes,
+            self.minimum_notice_minutes,
+            self.reminder_lead_minutes or 0,
+        )
+        if min(numbers) < 0:
+            raise ValueError("buffers, notice and reminder lead are never negative")
+        if self.default_duration_minutes <= 0 or self.horizon_days <= 0:
+            raise ValueError("the default duration and the horizon must be positive")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "working_hours": [
+                [[start.strftime("%H:%M"), end.strftime("%H:%M")] for start, end in day]
+                for day in self.working_hours.days
+            ],
+            "time_zone": self.time_zone,
+            "buffer_before_minutes": self.buffer_before_minutes,
+            "buffer_after_minutes": self.buffer_after_minutes,
+            "minimum_notice_minutes": self.minimum_notice_minutes,
+            "default_duration_minutes": self.default_duration_minutes,
+            "horizon_days": self.horizon_days,
+            "reminder_lead_minutes": self.reminder_lead_minutes,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> UserSettings:
+        """Read saved settings; keys missing (older rows) take the defaults, unknown are ignored."""
+        defaults = cls()
+        hours = defaults.working_hours
+        if "working_hours" in data:
+            hours = WorkingHours(
+                tuple(
+                    tuple((time.fromisoformat(a), time.fromisoformat(b)) for a, b in day)
+                    for day in data["working_hours"]
+                )
+            )
+        known = {
+            name: data[name]
+            for name in (
+                "time_zone",
+                "buffer_before_minutes",
+                "buffer_after_minutes",
+                "minimum_notice_minutes",
+                "default_duration_minutes",
+                "horizon_days",
+                "reminder_lead_minutes",
+            )
+            if name in data
+        }
+        return replace(defaults, working_hours=hours, **known)
+
+
+class EventStatus(StrEnum):
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalEvent:
+    """An event of the local calendar as stored."""
+
+    event: CalendarEvent
+    status: EventStatus
+    ical_uid: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was migrated by a newer Slotbot than this one."""
+
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+_UNSET = _Unset.UNSET
+
+
+# --- column types ---------------------------------------------------------------------------
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """An instant: ``timestamptz`` on PostgreSQL, fixed-width UTC ISO text on SQLite.
+
+    The text form sorts like the instants it spells, so range queries work on both.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(32))
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        instant = require_aware(value).astimezone(UTC)
+        if dialect.name == "sqlite":
+            return instant.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return instant
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        instant = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if instant.tzinfo is None:  # only text we wrote ourselves, which is UTC
+            instant = instant.replace(tzinfo=UTC)
+        return instant.astimezone(UTC)
+
+
+_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+# --- schema ---------------------------------------------------------------------------------
+#
+# ``_define_v1`` is the schema as migration 1 creates it. When the schema changes, do not edit
+# it: add a step to ``_MIGRATIONS`` and change the current tables below to match.
+
+
+def _define_v1(md: sa.MetaData) -> None:
+    sa.Table(
+        "offers",
+        md,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("team_id", sa.String(32), nullable=False),
+        sa.Column("requester_id", sa.String(32), nullable=False),
+        sa.Column("channel_id", sa.String(32)),
+        sa.Column("thread_ts", sa.String(32)),
+        sa.Column("payload", _JSON, nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Column("closed_at", UTCDateTime()),
+        sa.Index("ix_offers_expires_at", "expires_at"),
+    )
+    sa.Table(
+        "bookings",
+        md,
+        sa.Column("team_id", sa.String(32), primary_key=True),
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("organizer_id", sa.String(32), nullable=False),
+        sa.Column("participant_ids", _JSON, nullable=False),
+        sa.Column("title", sa.Text),
+        sa.Column("schedule", _JSON, nullable=False),
+        sa.Column("start_at", UTCDateTime(), nullable=False),
+        sa.Column("end_at", UTCDateTime(), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("sequence", sa.Integer, nullable=False),
+        sa.Column("uid", sa.String(255), nullable=False),
+        sa.Column("offer_id", sa.String(64), unique=True),
+        sa.Column("channel_id", sa.String(32)),
+        sa.Column("thread_ts", sa.String(32)),
+        sa.Column("message_ts", sa.String(32)),
+        sa.Column("event_link", sa.Text),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Index("ix_bookings_state_updated", "state", "updated_at"),
+    )
+    # One row per person on a booking (organizer included), so "my meetings" is an index lookup.
+    sa.Table(
+        "booking_members",
+        md,
+        sa.Column("team_id", sa.String(32), primary_key=True),
+        sa.Column("user_id", sa.String(32), primary_key=True),
+        sa.Column("booking_key", sa.String(255), primary_key=True),
+        sa.ForeignKeyConstraint(
+            ["team_id", "booking_key"], ["bookings.team_id", "bookings.key"], ondelete="CASCADE"
+        ),
+    )
+    sa.Table(
+        "user_settings",
+        md,
+        sa.Column("team_id", sa.String(32), primary_key=True),
+        sa.Column("user_id", sa.String(32), primary_key=True),
+        sa.Column("settings", _JSON, nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+    )
+    sa.Table(
+        "local_events",
+        md,
+        sa.Column("team_id", sa.String(32), primary_key=True),
+        sa.Column("calendar_id", sa.String(255), primary_key=True),
+        sa.Column("event_id", sa.String(1024), primary_key=True),
+        sa.Column("summary", sa.Text, nullable=False),
+        sa.Column("description", sa.Text, nullable=False),
+        sa.Column("start_at", UTCDateTime(), nullable=False),
+        sa.Column("end_at", UTCDateTime(), nullable=False),
+        sa.Column("time_zone", sa.String(64), nullable=False),
+        sa.Column("organizer", _JSON),
+        sa.Column("attendees", _JSON, nullable=False),
+        sa.Column("recurrence", _JSON, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("sequence", sa.Integer, nullable=False),
+        sa.Column("ical_uid", sa.String(1100), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Index("ix_local_events_calendar_start", "team_id", "calendar_id", "start_at"),
+    )
+    # Who attends a local event, keyed by user id and by lowercased email.
+    sa.Table(
+        "local_event_attendees",
+        md,
+        sa.Column("team_id", sa.String(32), primary_key=True),
+        sa.Column("attendee", sa.String(255), primary_key=True),
+        sa.Column("calendar_id", sa.String(255), primary_key=True),
+        sa.Column("event_id", sa.String(1024), primary_key=True),
+        sa.ForeignKeyConstraint(
+            ["team_id", "calendar_id", "event_id"],
+            ["local_events.team_id", "local_events.calendar_id", "local_events.event_id"],
+            ondelete="CASCADE",
+        ),
+    )
+    sa.Table(
+        "processed_events",
+        md,
+        sa.Column("team_id", sa.String(32), primary_key=True),
+        sa.Column("event_id", sa.String(255), primary_key=True),
+        sa.Column("received_at", UTCDateTime(), nullable=False),
+        sa.Index("ix_processed_events_received_at", "received_at"),
+    )
+
+
+_SCHEMA_VERSION = sa.Table(
+    "schema_version",
+    sa.MetaData(),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("applied_at", UTCDateTime(), nullable=False),
+)
+
+_V1 = sa.MetaData()
+_define_v1(_V1)
+
+metadata = sa.MetaData()
+_define_v1(metadata)
+offers = metadata.tables["offers"]
+bookings = metadata.tables["bookings"]
+booking_members = metadata.tables["booking_members"]
+user_settings = metadata.tables["user_settings"]
+local_events = metadata.tables["local_events"]
+local_event_attendees = metadata.tables["local_event_attendees"]
+processed_events = metadata.tables["processed_events"]
+
+
+async def _create_v1(conn: AsyncConnection) -> None:
+    await conn.run_sync(_V1.create_all)
+
+
+async def _index_attendance(conn: AsyncConnection) -> None:
+    # free/busy asks "which events does this person attend", by person, not by event.
+    await conn.execute(
+        sa.text(
+            "CREATE INDEX ix_local_event_attendees_attendee"
+            " ON local_event_attendees (team_id, attendee)"
+        )
+    )
+
+
+_Migration = Callable[[AsyncConnection], Any]
+
+# The ordered history of the schema: (version, what it does, the step). Append only.
+_MIGRATIONS: tuple[tuple[int, str, _Migration], ...] = (
+    (1, "offers, bookings, settings, local calendar, processed events", _create_v1),
+    (2, "index local event attendance by person", _index_attendance),
+)
+LATEST_VERSION = _MIGRATIONS[-1][0]
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+class Store:
+    """Slotbot's database. Build one with ``await Store.open(url)``; ``await close()`` at exit."""
+
+    def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime]) -> None:
+        self._engine = engine
+        # Writers on SQLite take the database lock up front (BEGIN IMMEDIATE), so a reader
+        # never has to upgrade to a writer mid-transaction, which SQLite refuses without waiting.
+        self._writer = engine.execution_options(slotbot_write=True)
+        self._clock = clock
+        self._dialect = engine.dialect.name
+        # SQLite has one writer at a time; queueing in-process is cheaper than busy-waiting.
+        self._write_lock = asyncio.Lock() if self._dialect == "sqlite" else None
+
+    @classmethod
+    async def open(cls, url: str, *, clock: Callable[[], datetime] = _utc_now) -> Store:
+        """Connect to ``url`` (see ``database_url_from``) and bring the schema up to date."""
+        engine = _create_engine(url)
+        store = cls(engine, clock)
+        try:
+            await store._migrate()
+        except BaseException:
+            await engine.dispose()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self._dialect
+
+    async def schema_version(self) -> int:
+        """The highest migration applied to this database."""
+        async with self._engine.connect() as conn:
+            return await _current_version(conn)
+
+    # -- plumbing --
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._engine.connect() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        lock = self._write_lock or contextlib.nullcontext()
+        async with lock, self._writer.begin() as conn:
+            yield conn
+
+    def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    async def _migrate(self) -> None:
+        async with self._write() as conn:
+            if self._dialect == "postgresql":
+                # Held until commit: a second process starting now waits, then finds it done.
+                await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+            await conn.run_sync(_SCHEMA_VERSION.create, checkfirst=True)
+            current = await _current_version(conn)
+            if current > LATEST_VERSION:
+                raise SchemaTooNewError(
+                    f"the database is at schema version {current}, this Slotbot knows up to "
+                    f"{LATEST_VERSION}; upgrade Slotbot"
+                )
+            for version, description, step in _MIGRATIONS:
+                if version > current:
+                    await step(conn)
+                    await conn.execute(
+                        _SCHEMA_VERSION.insert().values(
+                            version=version, description=description, applied_at=self._clock()
+                        )
+                    )
+
+    # -- offers --
+
+    async def create_offer(
+        self,
+        *,
+        team_id: str,
+        requester_id: str,
+        participant_ids: Sequence[str],
+        duration_minutes: int,
+        time_zone: str,
+        window: TimeSlot,
+        slots: Sequence[TimeSlot],
+        now: datetime,
+        ttl: timedelta = timedelta(hours=24),
+        title: str | None = None,
+        channel_id: str | None = None,
+        thread_ts: str | None = None,
+        page: int = 0,
+        recurrence: Sequence[str] = (),
+        extra: Mapping[str, Any] | None = None,
+    ) -> Offer:
+        """Store a new offer under a fresh unguessable id (192 random bits, url-safe)."""
+        zone_of(time_zone)
+        offer = Offer(
+            id=secrets.token_urlsafe(24),
+            team_id=team_id,
+            requester_id=requester_id,
+            channel_id=channel_id,
+            thread_ts=thread_ts,
+            participant_ids=tuple(participant_ids),
+            duration_minutes=duration_minutes,
+            title=title,
+            time_zone=time_zone,
+            window=window,
+            slots=tuple(slots),
+            page=page,
+            created_at=require_aware(now, "now").astimezone(UTC),
+            expires_at=(now + ttl).astimezone(UTC),
+            recurrence=tuple(recurrence),
+            extra=dict(extra or {}),
+        )
+        async with self._write() as conn:
+            await conn.execute(
+                offers.insert().values(
+                    id=offer.id,
+                    team_id=team_id,
+                    requester_id=requester_id,
+                    channel_id=channel_id,
+                    thread_ts=thread_ts,
+                    payload=_offer_payload(offer),
+                    created_at=offer.created_at,
+                    expires_at=offer.expires_at,
+                )
+            )
+        return offer
+
+    async def get_offer(self, team_id: str, offer_id: str, now: datetime) -> Offer | None:
+        """The offer, or None when unknown, expired at ``now``, or another team's."""
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(offers).where(
+                        offers.c.id == offer_id,
+                        offers.c.team_id == team_id,
+                        offers.c.expires_at > now,
+                    )
+                )
+            ).first()
+        return _offer_from_row(row) if row else None
+
+    async def update_offer_page(
+        self,
+        team_id: str,
+        offer_id: str,
+        *,
+        page: int,
+        slots: Sequence[TimeSlot],
+        now: datetime,
+    ) -> Offer | None:
+        """Record the page and slots now shown; None when the offer is gone or closed."""
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(offers).where(
+                        offers.c.id == offer_id,
+                        offers.c.team_id == team_id,
+                        offers.c.expires_at > now,
+                        offers.c.closed_at.is_(None),
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            offer = replace(_offer_from_row(row), page=page, slots=tuple(slots))
+            await conn.execute(
+                offers.update()
+                .where(offers.c.id == offer_id, offers.c.team_id == team_id)
+                .values(payload=_offer_payload(offer))
+            )
+        return offer
+
+    async def close_offer(self, team_id: str, offer_id: str, now: datetime) -> bool:
+        """Close an open offer; True only for the call that closed it."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                offers.update()
+                .where(
+                    offers.c.id == offer_id,
+                    offers.c.team_id == team_id,
+                    offers.c.closed_at.is_(None),
+                )
+                .values(closed_at=now)
+            )
+        return bool(result.rowcount)
+
+    async def delete_expired_offers(self, before: datetime) -> int:
+        """Forget offers that expired before ``before`` (all teams); the number deleted."""
+        async with self._write() as conn:
+            result = await conn.execute(offers.delete().where(offers.c.expires_at <= before))
+        return int(result.rowcount)
+
+    # -- bookings --
+
+    async def claim_booking(self, booking: Booking) -> tuple[Booking, bool]:
+        """Insert ``booking`` unless its key (or its offer) already has one.
+
+        Returns the booking now stored and whether this call created it; one atomic
+        insert-or-get, so of any number of concurrent claims exactly one gets True.
+        """
+        now = self._clock()
+        slot = booking.slot
+        row = {
+            "team_id": booking.team_id,
+            "key": booking.key,
+            "organizer_id": booking.organizer_id,
+            "participant_ids": list(booking.participant_ids),
+            "title": booking.title,
+            "schedule": booking.schedule.to_json(),
+            "start_at": slot.start,
+            "end_at": slot.end,
+            "state": booking.state.value,
+            "sequence": booking.sequence,
+            "uid": booking.uid,
+            "offer_id": booking.offer_id,
+            "channel_id": booking.channel_id,
+            "thread_ts": booking.thread_ts,
+            "message_ts": booking.message_ts,
+            "event_link": booking.event_link,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self._write() as conn:
+            inserted = (
+                await conn.execute(
+                    self._insert(bookings)
+                    .values(**row)
+                    .on_conflict_do_nothing()
+                    .returning(bookings.c.key)
+                )
+            ).first()
+            if inserted is not None:
+                members = dict.fromkeys((booking.organizer_id, *booking.participant_ids))
+                await conn.execute(
+                    booking_members.insert(),
+                    [
+                        {"team_id": booking.team_id, "user_id": u, "booking_key": booking.key}
+                        for u in members
+                    ],
+                )
+                return booking, True
+            same = bookings.c.key == booking.key
+            if booking.offer_id is not None:
+                same = sa.or_(same, bookings.c.offer_id == booking.offer_id)
+            existing = (
+                await conn.execute(
+                    sa.select(bookings)
+                    .where(bookings.c.team_id == booking.team_id, same)
+                    .order_by((bookings.c.key == booking.key).desc())
+                    .limit(1)
+                )
+            ).first()
+        if existing is None:
+            # Only another team's offer id can collide like this; offer ids are random.
+            raise RuntimeError(f"booking {booking.key!r} conflicts with a row of another team")
+        return _booking_from_row(existing), False
+
+    async def get_booking(self, team_id: str, key: str) -> Booking | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(bookings).where(bookings.c.team_id == team_id, bookings.c.key == key)
+                )
+            ).first()
+        return _booking_from_row(row) if row else None
+
+    async def update_booking(
+        self,
+        team_id: str,
+        key: str,
+        *,
+        expect_state: BookingState | None = None,
+        state: BookingState | None = None,
+        sequence: int | None = None,
+        schedule: ScheduleObject | None = None,
+        uid: str | None = None,
+        channel_id: str | _Unset | None = _UNSET,
+        thread_ts: str | _Unset | None = _UNSET,
+        message_ts: str | _Unset | None = _UNSET,
+        event_link: str | _Unset | None = _UNSET,
+    ) -> Booking | None:
+        """Change the given fields and return the result.
+
+        With ``expect_state`` it is a compare-and-set: None unless the booking was in that
+        state, so only one of several racing callers moves it on. None too for an unknown key.
+        """
+        values: dict[str, Any] = {"updated_at": self._clock()}
+        if state is not None:
+            values["state"] = state.value
+        if sequence is not None:
+            values["sequence"] = sequence
+        if uid is not None:
+            values["uid"] = uid
+        if schedule is not None:
+            slot = schedule.slot
+            values.update(schedule=schedule.to_json(), start_at=slot.start, end_at=slot.end)
+        for name, value in (
+            ("channel_id", channel_id),
+            ("thread_ts", thread_ts),
+            ("message_ts", message_ts),
+            ("event_link", event_link),
+        ):
+            if value is not _UNSET:
+                values[name] = value
+        where = [bookings.c.team_id == team_id, bookings.c.key == key]
+        if expect_state is not None:
+            where.append(bookings.c.state == expect_state.value)
+        async with self._write() as conn:
+            result = await conn.execute(bookings.update().where(*where).values(**values))
+            if not result.rowcount:
+                return None
+            row = (await conn.execute(sa.select(bookings).where(*where[:2]))).one()
+        return _booking_from_row(row)
+
+    async def bookings_for_user(
+        self,
+        team_id: str,
+        user_id: str,
+        after: datetime,
+        *,
+        include_cancelled: bool = False,
+        limit: int = 50,
+    ) -> list[Booking]:
+        """Bookings the user organizes or attends that end after ``after``, soonest first."""
+        query = (
+            sa.select(bookings)
+            .join(
+                booking_members,
+                sa.and_(
+                    booking_members.c.team_id == bookings.c.team_id,
+                    booking_members.c.booking_key == bookings.c.key,
+                ),
+            )
+            .where(
+                booking_members.c.team_id == team_id,
+                booking_members.c.user_id == user_id,
+                bookings.c.end_at > after,
+            )
+            .order_by(bookings.c.start_at, bookings.c.key)
+            .limit(limit)
+        )
+        if not include_cancelled:
+            query = query.where(bookings.c.state != BookingState.CANCELLED.value)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_booking_from_row(row) for row in rows]
+
+    async def pending_bookings(self, before: datetime, *, limit: int = 100) -> list[Booking]:
+        """Unfinished bookings (pending or created) last touched before ``before``, all teams."""
+        query = (
+            sa.select(bookings)
+            .where(
+                bookings.c.state.in_([BookingState.PENDING.value, BookingState.CREATED.value]),
+                bookings.c.updated_at < before,
+            )
+            .order_by(bookings.c.updated_at)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_booking_from_row(row) for row in rows]
+
+    # -- user settings --
+
+    async def get_settings(self, team_id: str, user_id: str) -> UserSettings:
+        """The user's saved settings, or the defaults if they never saved any."""
+        async with self._read() as conn:
+            data = (
+                await conn.execute(
+                    sa.select(user_settings.c.settings).where(
+                        user_settings.c.team_id == team_id, user_settings.c.user_id == user_id
+                    )
+                )
+            ).scalar()
+        return UserSettings.from_json(data) if data is not None else UserSettings()
+
+    async def save_settings(self, team_id: str, user_id: str, settings: UserSettings) -> None:
+        data = settings.to_json()
+        now = self._clock()
+        statement = self._insert(user_settings).values(
+            team_id=team_id, user_id=user_id, settings=data, updated_at=now
+        )
+        async with self._write() as conn:
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[user_settings.c.team_id, user_settings.c.user_id],
+                    set_={"settings": data, "updated_at": now},
+                )
+            )
+
+    # -- Slack event deliveries --
+
+    async def remember_event(self, team_id: str, event_id: str, now: datetime) -> bool:
+        """Note a delivered Slack event; True the first time, False for every redelivery."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                self._insert(processed_events)
+                .values(team_id=team_id, event_id=event_id, received_at=now)
+                .on_conflict_do_nothing()
+            )
+        return bool(result.rowcount)
+
+    async def forget_events_before(self, before: datetime) -> int:
+        """Drop dedupe records older than any redelivery could be; the number dropped."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                processed_events.delete().where(processed_events.c.received_at < before)
+            )
+        return int(result.rowcount)
+
+    # -- the local calendar --
+
+    async def insert_local_event(
+        self, team_id: str, event: CalendarEvent, ical_uid: str
+    ) -> tuple[LocalEvent, bool]:
+        """Store a local event unless its id exists in that calendar; (stored, created)."""
+        now = self._clock()
+        row = {
+            **_local_event_values(event),
+            "team_id": team_id,
+            "status": EventStatus.CONFIRMED.value,
+            "ical_uid": ical_uid,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self._write() as conn:
+            inserted = (
+                await conn.execute(
+                    self._insert(local_events)
+                    .values(**row)
+                    .on_conflict_do_nothing()
+                    .returning(local_events.c.event_id)
+                )
+            ).first()
+            if inserted is not None:
+                await _index_attendees(conn, team_id, event)
+            stored = await _select_local_event(conn, team_id, event.calendar_id, event.event_id)
+        if stored is None:  # pragma: no cover - the row exists: we inserted it or it conflicted
+            raise RuntimeError("a local event vanished while it was being created")
+        return stored, inserted is not None
+
+    async def replace_local_event(self, team_id: str, event: CalendarEvent) -> LocalEvent | None:
+        """Overwrite an existing local event (never lowering its sequence); None if unknown."""
+        where = _local_event_key(team_id, event.calendar_id, event.event_id)
+        values = _local_event_values(event)
+        values["sequence"] = sa.func.max(local_events.c.sequence, event.sequence)
+        if self._dialect == "postgresql":
+            values["sequence"] = sa.func.greatest(local_events.c.sequence, event.sequence)
+        values["updated_at"] = self._clock()
+        async with self._write() as conn:
+            result = await conn.execute(local_events.update().where(*where).values(**values))
+            if not result.rowcount:
+                return None
+            await conn.execute(
+                local_event_attendees.delete().where(
+                    local_event_attendees.c.team_id == team_id,
+                    local_event_attendees.c.calendar_id == event.calendar_id,
+                    local_event_attendees.c.event_id == event.event_id,
+                )
+            )
+            await _index_attendees(conn, team_id, event)
+            return await _select_local_event(conn, team_id, event.calendar_id, event.event_id)
+
+    async def cancel_local_event(
+        self, team_id: str, calendar_id: str, event_id: str
+    ) -> LocalEvent | None:
+        """Mark a local event cancelled (it stops being busy); None if unknown."""
+        where = _local_event_key(team_id, calendar_id, event_id)
+        async with self._write() as conn:
+            await conn.execute(
+                local_events.update()
+                .where(*where, local_events.c.status != EventStatus.CANCELLED.value)
+                .values(status=EventStatus.CANCELLED.value, updated_at=self._clock())
+            )
+            return await _select_local_event(conn, team_id, calendar_id, event_id)
+
+    async def get_local_event(
+        self, team_id: str, calendar_id: str, event_id: str
+    ) -> LocalEvent | None:
+        async with self._read() as conn:
+            return await _select_local_event(conn, team_id, calendar_id, event_id)
+
+    async def local_events_for(
+        self,
+        team_id: str,
+        person: str,
+        start: datetime,
+        end: datetime,
+        *,
+        include_cancelled: bool = False,
+    ) -> list[LocalEvent]:
+        """Events in ``person``'s calendar or attended by them that overlap ``[start, end)``."""
+        query = (
+            sa.select(local_events)
+            .where(
+                local_events.c.team_id == team_id,
+                _owned_or_attended(team_id, [person]),
+                local_events.c.start_at < end,
+                local_events.c.end_at > start,
+            )
+            .order_by(local_events.c.start_at, local_events.c.event_id)
+        )
+        if not include_cancelled:
+            query = query.where(local_events.c.status != EventStatus.CANCELLED.value)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_local_event_from_row(row) for row in rows]
+
+    async def busy_intervals(
+        self, team_id: str, calendar_ids: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, list[TimeSlot]]:
+        """Busy time within ``[start, end)`` for each id, merged and sorted.
+
+        An id is busy during the live events of the calendar with that id and the events it
+        attends (ids with an ``@`` match attendee emails, case-insensitively).
+        """
+        require_aware(start, "start")
+        require_aware(end, "end")
+        wanted = list(dict.fromkeys(calendar_ids))
+        result: dict[str, list[TimeSlot]] = {key: [] for key in wanted}
+        if not wanted or end <= start:
+            return result
+        live = (
+            local_events.c.team_id == team_id,
+            local_events.c.status != EventStatus.CANCELLED.value,
+            local_events.c.start_at < end,
+            local_events.c.end_at > start,
+        )
+        owned = sa.select(
+            local_events.c.calendar_id.label("who"), local_events.c.start_at, local_events.c.end_at
+        ).where(local_events.c.calendar_id.in_(wanted), *live)
+        by_attendee = {_attendee_key(key): key for key in wanted}
+        attended = (
+            sa.select(
+                local_event_attendees.c.attendee.label("who"),
+                local_events.c.start_at,
+                local_events.c.end_at,
+            )
+            .join(local_events, _attendance_join())
+            .where(
+                local_event_attendees.c.team_id == team_id,
+                local_event_attendees.c.attendee.in_(list(by_attendee)),
+                *live,
+            )
+        )
+        async with self._read() as conn:
+            owned_rows = (await conn.execute(owned)).all()
+            attended_rows = (await conn.execute(attended)).all()
+        raw: dict[str, list[TimeSlot]] = {key: [] for key in wanted}
+        for who, begin, finish in owned_rows:
+            raw[who].append(TimeSlot(max(begin, start), min(finish, end)))
+        for who, begin, finish in attended_rows:
+            raw[by_attendee[who]].append(TimeSlot(max(begin, start), min(finish, end)))
+        for key, slots in raw.items():
+            result[key] = merge_slots(slots)
+        return result
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def merge_slots(slots: Iterable[TimeSlot]) -> list[TimeSlot]:
+    """Sorted, with overlapping and touching slots joined."""
+    merged: list[TimeSlot] = []
+    for slot in sorted(slots):
+        if merged and slot.start <= merged[-1].end:
+            if slot.end > merged[-1].end:
+                merged[-1] = TimeSlot(merged[-1].start, slot.end)
+        else:
+            merged.append(slot)
+    return merged
+
+
+def _create_engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_async_engine(url)
+        sync_engine = engine.sync_engine
+
+        @sa.event.listens_for(sync_engine, "connect")
+        def _configure(dbapi_connection: Any, _record: Any) -> None:
+            # We issue BEGIN ourselves (below); the driver's implicit one skips DDL.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout = 15000")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if parsed.database not in (None, "", ":memory:"):
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.close()
+
+        @sa.event.listens_for(sync_engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            writing = conn.get_execution_options().get("slotbot_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+        return engine
+    return create_async_engine(
+        url, pool_size=5, max_overflow=10, pool_timeout=30, pool_pre_ping=True, pool_recycle=1800
+    )
+
+
+async def _current_version(conn: AsyncConnection) -> int:
+    exists = await conn.run_sync(lambda sync: sa.inspect(sync).has_table(_SCHEMA_VERSION.name))
+    if not exists:
+        return 0
+    version = (await conn.execute(sa.select(sa.func.max(_SCHEMA_VERSION.c.version)))).scalar()
+    return int(version or 0)
+
+
+def _slot_json(slot: TimeSlot) -> list[str]:
+    return [slot.start.isoformat(), slot.end.isoformat()]
+
+
+def _slot_from_json(pair: Sequence[str]) -> TimeSlot:
+    return TimeSlot(datetime.fromisoformat(pair[0]), datetime.fromisoformat(pair[1]))
+
+
+def _offer_payload(offer: Offer) -> dict[str, Any]:
+    return {
+        "participants": list(offer.participant_ids),
+        "duration_minutes": offer.duration_minutes,
+        "title": offer.title,
+        "time_zone": offer.time_zone,
+        "window": _slot_json(offer.window),
+        "slots": [_slot_json(slot) for slot in offer.slots],
+        "page": offer.page,
+        "recurrence": list(offer.recurrence),
+        "extra": dict(offer.extra),
+    }
+
+
+def _offer_from_row(row: sa.Row[Any]) -> Offer:
+    payload = row.payload
+    return Offer(
+        id=row.id,
+        team_id=row.team_id,
+        requester_id=row.requester_id,
+        channel_id=row.channel_id,
+        thread_ts=row.thread_ts,
+        participant_ids=tuple(payload["participants"]),
+        duration_minutes=int(payload["duration_minutes"]),
+        title=payload.get("title"),
+        time_zone=payload["time_zone"],
+        window=_slot_from_json(payload["window"]),
+        slots=tuple(_slot_from_json(pair) for pair in payload["slots"]),
+        page=int(payload.get("page", 0)),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        closed_at=row.closed_at,
+        recurrence=tuple(payload.get("recurrence", ())),
+        extra=payload.get("extra", {}),
+    )
+
+
+def _booking_from_row(row: sa.Row[Any]) -> Booking:
+    schedule_json: ScheduleObjectJSON = row.schedule
+    return Booking(
+        key=row.key,
+        team_id=row.team_id,
+        organizer_id=row.organizer_id,
+        participant_ids=tuple(row.participant_ids),
+        title=row.title,
+        schedule=ScheduleObject.from_json(schedule_json),
+        state=BookingState(row.state),
+        sequence=row.sequence,
+        uid=row.uid,
+        offer_id=row.offer_id,
+        channel_id=row.channel_id,
+        thread_ts=row.thread_ts,
+        message_ts=row.message_ts,
+        event_link=row.event_link,
+    )
+
+
+def _attendee_json(person: Attendee) -> dict[str, str | None]:
+    return {"email": person.email, "name": person.name, "user_id": person.user_id}
+
+
+def _attendee_from_json(data: Mapping[str, Any]) -> Attendee:
+    return Attendee(data.get("email"), data.get("name"), data.get("user_id"))
+
+
+def _attendee_key(value: str) -> str:
+    return value.lower() if "@" in value else value
+
+
+def _local_event_values(event: CalendarEvent) -> dict[str, Any]:
+    return {
+        "calendar_id": event.calendar_id,
+        "event_id": event.event_id,
+        "summary": event.summary,
+        "description": event.description,
+        "start_at": event.start,
+        "end_at": event.end,
+        "time_zone": event.time_zone,
+        "organizer": _attendee_json(event.organizer) if event.organizer else None,
+        "attendees": [_attendee_json(person) for person in event.attendees],
+        "recurrence": list(event.recurrence),
+        "sequence": event.sequence,
+    }
+
+
+def _local_event_from_row(row: sa.Row[Any]) -> LocalEvent:
+    zone = zone_of(row.time_zone)
+    event = CalendarEvent(
+        event_id=row.event_id,
+        calendar_id=row.calendar_id,
+        summary=row.summary,
+        description=row.description,
+        start=row.start_at.astimezone(zone),
+        end=row.end_at.astimezone(zone),
+        time_zone=row.time_zone,
+        attendees=tuple(_attendee_from_json(a) for a in row.attendees),
+        organizer=_attendee_from_json(row.organizer) if row.organizer else None,
+        recurrence=tuple(row.recurrence),
+        sequence=row.sequence,
+    )
+    return LocalEvent(event, EventStatus(row.status), row.ical_uid, row.created_at, row.updated_at)
+
+
+def _local_event_key(
+    team_id: str, calendar_id: str, event_id: str
+) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        local_events.c.team_id == team_id,
+        local_events.c.calendar_id == calendar_id,
+        local_events.c.event_id == event_id,
+    )
+
+
+def _attendance_join() -> sa.ColumnElement[bool]:
+    return sa.and_(
+        local_events.c.team_id == local_event_attendees.c.team_id,
+        local_events.c.calendar_id == local_event_attendees.c.calendar_id,
+        local_events.c.event_id == local_event_attendees.c.event_id,
+    )
+
+
+def _owned_or_attended(team_id: str, people: Sequence[str]) -> sa.ColumnElement[bool]:
+    attended = (
+        sa.select(local_event_attendees.c.event_id)
+        .where(
+            _attendance_join(),
+            local_event_attendees.c.team_id == team_id,
+            local_event_attendees.c.attendee.in_([_attendee_key(p) for p in people]),
+        )
+        .exists()
+    )
+    return sa.or_(local_events.c.calendar_id.in_(list(people)), attended)
+
+
+async def _index_attendees(conn: AsyncConnection, team_id: str, event: CalendarEvent) -> None:
+    keys: dict[str, None] = {}
+    for person in event.attendees:
+        for value in (person.user_id, person.email):
+            if value:
+                keys[_attendee_key(value)] = None
+    if keys:
+        await conn.execute(
+            local_event_attendees.insert(),
+            [
+                {
+                    "team_id": team_id,
+                    "attendee": key,
+                    "calendar_id": event.calendar_id,
+                    "event_id": event.event_id,
+                }
+                for key in keys
+            ],
+        )
+
+
+async def _select_local_event(
+    conn: AsyncConnection, team_id: str, calendar_id: str, event_id: str
+) -> LocalEvent | None:
+    row = (
+        await conn.execute(
+            sa.select(local_events).where(*_local_event_key(team_id, calendar_id, event_id))
+        )
+    ).first()
+    return _local_event_from_row(row) if row else None

@@ -1,0 +1,104 @@
+"""Buttons: book a slot, more times, cancel an offer (and, on the confirmation, what comes next)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import OfferError, SlotTakenError
+from handlers import blocks, ids
+from handlers.conversation import replace_message, share_invite
+from handlers.payloads import Click, read_click
+from handlers.services import Services
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    @app.action(ids.BOOK_SLOT_PATTERN)
+    async def book_slot(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        click = read_click(body)
+        target = ids.read_slot_value(click.value)
+        if target is None:
+            raise OfferError("That button is not one of mine any more. Run `/schedule` again.")
+        offer_id, index = target
+        try:
+            confirmation = await services.scheduler.book(
+                click.team_id, click.user_id, offer_id, index
+            )
+        except SlotTakenError as taken:
+            proposal = await services.scheduler.current_offer(
+                click.team_id, click.user_id, offer_id
+            )
+            await _replace(
+                client,
+                respond,
+                click,
+                blocks.offer_text(proposal),
+                blocks.offer_blocks(proposal, note=taken.user_message),
+            )
+            return
+        if not confirmation.fresh:
+            return  # a second click or a retry: the first one delivers the confirmation
+        channel = await share_invite(client, confirmation, user_id=click.user_id)
+        await _replace(
+            client,
+            respond,
+            click,
+            blocks.confirmation_text(confirmation),
+            blocks.confirmation_blocks(confirmation),
+        )
+        await services.scheduler.mark_delivered(
+            click.team_id,
+            confirmation.booking.key,
+            channel_id=channel,
+            message_ts=None if click.ephemeral else click.message_ts,
+        )
+
+    @app.action(ids.MORE_TIMES)
+    async def more_times(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        click = read_click(body)
+        proposal = await services.scheduler.more_times(click.team_id, click.user_id, click.value)
+        await _replace(
+            client, respond, click, blocks.offer_text(proposal), blocks.offer_blocks(proposal)
+        )
+
+    @app.action(ids.CANCEL_OFFER)
+    async def cancel_offer(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        click = read_click(body)
+        await services.scheduler.withdraw(click.team_id, click.user_id, click.value)
+        await _replace(client, respond, click, "Cancelled", blocks.withdrawn_blocks())
+
+    @app.action(re.compile(f"^({ids.RESCHEDULE}|{ids.CANCEL_BOOKING})$"))
+    async def manage_booking(ack: AsyncAck, respond: AsyncRespond) -> None:
+        await ack()
+        await respond(
+            text="Moving and cancelling booked meetings from Slack is not available yet. "
+            "Change the event in your calendar for now; the .ics above has all its details.",
+            response_type="ephemeral",
+            replace_original=False,
+        )
+
+
+async def _replace(
+    client: AsyncWebClient, respond: AsyncRespond, click: Click, text: str, content: list[Any]
+) -> None:
+    await replace_message(
+        client,
+        respond,
+        ephemeral=click.ephemeral,
+        channel_id=click.channel_id,
+        message_ts=click.message_ts,
+        text=text,
+        blocks=content,
+    )

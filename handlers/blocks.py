@@ -1,0 +1,237 @@
+"""Pure Block Kit builders: domain values in, ``slack_sdk.models`` blocks out. No I/O.
+
+Times are shown with Slack's ``<!date^…>`` token, so every viewer reads them in their own zone;
+the fallback text is in the requester's zone. User text is escaped before it reaches mrkdwn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from itertools import groupby
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.models import Participant, TimeSlot, zone_of
+from bot.scheduling.booking import Confirmation, Proposal
+from handlers import ids
+
+__all__ = [
+    "confirmation_blocks",
+    "confirmation_text",
+    "date_token",
+    "escape",
+    "help_blocks",
+    "offer_blocks",
+    "offer_text",
+    "withdrawn_blocks",
+]
+
+HELP_EXAMPLES = (
+    "/schedule design review with @ana 45m next tuesday afternoon",
+    "/schedule 1:1 with @ben tomorrow at 3",
+    "/schedule quick sync with @ana @ben this week",
+    '/schedule "Q1 planning" with @cara 2h between thu and fri',
+)
+
+
+def escape(text: str) -> str:
+    """User text as inert mrkdwn: ``&``, ``<`` and ``>`` escaped, so nothing can ping or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def date_token(moment: datetime, fmt: str, zone: str) -> str:
+    """Slack's date token: each viewer sees ``moment`` in their zone; ``zone`` is the fallback."""
+    local = moment.astimezone(zone_of(zone))
+    fallback = local.strftime("%a %d %b %H:%M ") + (local.tzname() or zone)
+    return f"<!date^{int(moment.timestamp())}^{fmt}|{fallback}>"
+
+
+def _title(title: str | None) -> str:
+    return escape(title) if title else "Meeting"
+
+
+def _duration(minutes: int) -> str:
+    hours, rest = divmod(minutes, 60)
+    if hours and rest:
+        return f"{hours} h {rest} min"
+    return f"{hours} h" if hours else f"{rest} min"
+
+
+def _people(participants: Sequence[Participant]) -> str:
+    return ", ".join(f"<@{p.user_id}>" for p in participants)
+
+
+def _summary(proposal: Proposal) -> str:
+    offer = proposal.offer
+    others = proposal.participants[1:]
+    who = f" with {_people(others)}" if others else " (just you)"
+    return f"*{_title(offer.title)}* · {_duration(offer.duration_minutes)}{who}"
+
+
+def _window(proposal: Proposal) -> str:
+    window, zone = proposal.offer.window, proposal.offer.time_zone
+    if proposal.exact_start is not None:
+        return (
+            f"You asked for {date_token(proposal.exact_start, '{date_short_pretty} {time}', zone)}."
+        )
+    last = window.end - timedelta(seconds=1)
+    return (
+        f"Looking between {date_token(window.start, '{date_short_pretty} {time}', zone)} "
+        f"and {date_token(last, '{date_short_pretty} {time}', zone)}, within everyone's "
+        "working hours."
+    )
+
+
+def offer_text(proposal: Proposal) -> str:
+    """The notification text of an offer (shown where blocks are not)."""
+    title = proposal.offer.title or "your meeting"
+    if not proposal.slots:
+        return f"No time fits for {title}."
+    return f"{len(proposal.slots)} times for {title}: pick one."
+
+
+def offer_blocks(proposal: Proposal, *, note: str | None = None) -> list[Block]:
+    """What was understood, then the free slots grouped by day, each with a Book button."""
+    offer = proposal.offer
+    blocks: list[Block] = []
+    if note:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=f":warning: {escape(note)}")))
+    blocks.append(SectionBlock(text=MarkdownTextObject(text=_summary(proposal))))
+    context = [_window(proposal)]
+    if proposal.unreadable:
+        names = ", ".join(escape(n) for n in proposal.unreadable)
+        context.append(
+            f"I could not read the calendar of {names}; those times follow working hours only."
+        )
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" ".join(context))]))
+
+    if not proposal.slots:
+        reasons = "\n".join(f"• {escape(r)}" for r in proposal.reasons) or "• Nothing fits."
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=f"*No time fits.*\n{reasons}\n"
+                    "Try a wider window, e.g. `next week` or `in the next 2 weeks`, "
+                    "or a shorter meeting."
+                )
+            )
+        )
+        blocks.append(_offer_actions(offer.id, has_more=False))
+        return blocks
+
+    zone = zone_of(offer.time_zone)
+    index = {slot: i for i, slot in enumerate(offer.slots)}
+    for _, day_slots in groupby(offer.slots, key=lambda s: s.start.astimezone(zone).date()):
+        day = list(day_slots)
+        blocks.append(DividerBlock())
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=f"*{date_token(day[0].start, '{date_long_pretty}', offer.time_zone)}*"
+                )
+            )
+        )
+        blocks.extend(_slot_row(slot, index[slot], offer.id, offer.time_zone) for slot in day)
+    blocks.append(DividerBlock())
+    blocks.append(_offer_actions(offer.id, has_more=proposal.has_more))
+    return blocks
+
+
+def _slot_row(slot: TimeSlot, index: int, offer_id: str, zone: str) -> SectionBlock:
+    start = date_token(slot.start, "{time}", zone)
+    end = date_token(slot.end, "{time}", zone)
+    return SectionBlock(
+        text=MarkdownTextObject(text=f"{start} – {end}"),
+        accessory=ButtonElement(
+            text="Book",
+            action_id=ids.book_slot_action(index),
+            value=ids.slot_value(offer_id, index),
+            style="primary",
+        ),
+    )
+
+
+def _offer_actions(offer_id: str, *, has_more: bool) -> ActionsBlock:
+    buttons = []
+    if has_more:
+        buttons.append(ButtonElement(text="More times", action_id=ids.MORE_TIMES, value=offer_id))
+    buttons.append(ButtonElement(text="Cancel", action_id=ids.CANCEL_OFFER, value=offer_id))
+    return ActionsBlock(elements=buttons)
+
+
+def confirmation_text(confirmation: Confirmation) -> str:
+    booking = confirmation.booking
+    return f"Booked: {booking.title or 'Meeting'}"
+
+
+def confirmation_blocks(confirmation: Confirmation) -> list[Block]:
+    """The booked meeting: title, time in each viewer's zone, who, a link, what to do next."""
+    booking = confirmation.booking
+    slot, zone = booking.slot, booking.schedule.start_time.time_zone
+    when = (
+        f"{date_token(slot.start, '{date_long_pretty} {time}', zone)} – "
+        f"{date_token(slot.end, '{time}', zone)}"
+    )
+    lines = [f":white_check_mark: *{_title(booking.title)}* is booked", when]
+    details = [f"With {_people(confirmation.participants)}"]
+    if booking.event_link:
+        details.append(f"<{escape(booking.event_link)}|Open in calendar>")
+    details.append(f"The invite is attached as `{escape(confirmation.filename)}`.")
+    return [
+        SectionBlock(text=MarkdownTextObject(text="\n".join(lines))),
+        ContextBlock(elements=[MarkdownTextObject(text=" · ".join(details))]),
+        ActionsBlock(
+            elements=[
+                ButtonElement(text="Reschedule", action_id=ids.RESCHEDULE, value=booking.key),
+                ButtonElement(
+                    text="Cancel meeting",
+                    action_id=ids.CANCEL_BOOKING,
+                    value=booking.key,
+                    style="danger",
+                ),
+            ]
+        ),
+    ]
+
+
+def withdrawn_blocks() -> list[Block]:
+    """An offer the requester cancelled."""
+    return [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text="Cancelled: nothing was booked. `/schedule` to start over."
+            )
+        )
+    ]
+
+
+def help_blocks() -> list[Block]:
+    """How to ask, with examples that work."""
+    examples = "\n".join(f"• `{e}`" for e in HELP_EXAMPLES)
+    return [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text="*Ask for a meeting in your own words.* Say who (mention them), how long, "
+                "and when; I will offer times that suit everyone's calendar and working hours."
+            )
+        ),
+        SectionBlock(text=MarkdownTextObject(text=examples)),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text="You can also DM me the same words, or mention me in a channel. "
+                    "Times are searched in your Slack time zone unless you name another "
+                    "(`3pm ET`, `10:00 CET`)."
+                )
+            ]
+        ),
+    ]

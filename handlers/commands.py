@@ -1,0 +1,43 @@
+"""``/schedule``: a request in one line becomes an offer of free times, or help."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from handlers import blocks, ids
+from handlers.conversation import Place, post_to
+from handlers.payloads import read_command
+from handlers.services import Services
+
+HELP_WORDS = {"", "help", "?", "-h", "--help"}
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    @app.command(ids.COMMAND)
+    async def schedule(
+        ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        request = read_command(command)
+        if request.text.lower() in HELP_WORDS:
+            await respond(text="How to use /schedule", blocks=blocks.help_blocks())
+            return
+        proposal = await services.scheduler.propose(
+            request.team_id,
+            request.user_id,
+            request.text,
+            services.directory(client),
+            channel_id=request.channel_id,
+        )
+        # In a DM with the bot the offer is a normal message; elsewhere only the requester sees it.
+        place = Place(request.channel_id, request.user_id, private=not request.in_direct_message)
+        await post_to(
+            client,
+            place,
+            text=blocks.offer_text(proposal),
+            blocks=blocks.offer_blocks(proposal),
+            respond=respond,
+        )

@@ -1,0 +1,114 @@
+"""Where Slotbot speaks: offers to the requester, invites into the conversation, replacements.
+
+The one place that knows Slack's delivery rules: ephemeral offers are replaced through the
+click's ``response_url`` (their click payload has no ``message``), normal ones with
+``chat.update``; an .ics goes where the request was, or to the requester's DM when the bot
+cannot post there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import Block
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.scheduling.booking import Confirmation
+
+__all__ = ["Place", "post_to", "replace_message", "share_invite"]
+
+#: Errors that mean "the bot cannot post here", so the requester's DM is used instead.
+_CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a request came from and so where its answers go."""
+
+    channel_id: str
+    user_id: str
+    thread_ts: str | None = None
+    private: bool = True  # answer ephemerally, only the requester sees it
+
+
+async def post_to(
+    client: AsyncWebClient,
+    place: Place,
+    *,
+    text: str,
+    blocks: Sequence[Block] | None = None,
+    respond: AsyncRespond | None = None,
+) -> str | None:
+    """Post a message for the requester at ``place``; the ts of a normal message, else None."""
+    if place.private:
+        if respond is not None:
+            await respond(text=text, blocks=blocks, response_type="ephemeral")
+            return None
+        await client.chat_postEphemeral(
+            channel=place.channel_id,
+            user=place.user_id,
+            text=text,
+            blocks=blocks,
+            thread_ts=place.thread_ts,
+        )
+        return None
+    response = await client.chat_postMessage(
+        channel=place.channel_id, text=text, blocks=blocks, thread_ts=place.thread_ts
+    )
+    ts = response.get("ts")
+    return ts if isinstance(ts, str) else None
+
+
+async def replace_message(
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    *,
+    ephemeral: bool,
+    channel_id: str | None,
+    message_ts: str | None,
+    text: str,
+    blocks: Sequence[Block],
+) -> None:
+    """Replace the message a button sat in: ephemeral through response_url, else chat.update."""
+    if ephemeral or not (channel_id and message_ts):
+        await respond(text=text, blocks=blocks, replace_original=True)
+        return
+    await client.chat_update(channel=channel_id, ts=message_ts, text=text, blocks=blocks)
+
+
+async def share_invite(client: AsyncWebClient, confirmation: Confirmation, *, user_id: str) -> str:
+    """Upload the .ics into the offer's conversation (its thread); the channel it landed in."""
+    offer = confirmation.offer
+    title = confirmation.booking.title or "Meeting"
+    comment = f"Invite for {title}: open it to add the meeting to your calendar."
+    if offer.channel_id:
+        try:
+            await _upload(client, confirmation, offer.channel_id, offer.thread_ts, comment)
+            return offer.channel_id
+        except SlackApiError as exc:
+            if exc.response.get("error") not in _CANNOT_POST:
+                raise
+    opened = await client.conversations_open(users=user_id)
+    channel = str((opened.get("channel") or {})["id"])
+    await _upload(client, confirmation, channel, None, comment)
+    return channel
+
+
+async def _upload(
+    client: AsyncWebClient,
+    confirmation: Confirmation,
+    channel: str,
+    thread_ts: str | None,
+    comment: str,
+) -> None:
+    await client.files_upload_v2(
+        channel=channel,
+        thread_ts=thread_ts,
+        content=confirmation.invite,
+        filename=confirmation.filename,
+        title=confirmation.filename,
+        initial_comment=comment,
+    )

@@ -1,0 +1,70 @@
+"""The one error handler: a ``SlotbotError`` is told to the person; anything else is logged
+(without message bodies) and answered with an apology. Never a stack trace in Slack."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import SlotbotError
+from handlers.payloads import PayloadError
+
+logger = logging.getLogger("slotbot.handlers")
+
+SORRY = (
+    "Sorry, something went wrong on my side and nothing was booked. Please try again in a minute."
+)
+
+
+def register(app: AsyncApp) -> None:
+    @app.error
+    async def on_error(
+        error: Exception,
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond | None,
+    ) -> None:
+        if isinstance(error, SlotbotError):
+            message = error.user_message
+        elif isinstance(error, PayloadError):
+            logger.warning("unreadable %s payload: %s", body.get("type", "?"), error)
+            message = SORRY
+        else:
+            logger.error(
+                "failed to handle a %s request: %s",
+                body.get("type") or body.get("command") or "?",
+                type(error).__name__,
+                exc_info=error,
+            )
+            message = SORRY
+        await tell(client, respond, body, message)
+
+
+async def tell(
+    client: AsyncWebClient, respond: AsyncRespond | None, body: dict[str, Any], message: str
+) -> None:
+    """Say ``message`` to the person behind ``body``, only to them where Slack allows it."""
+    event = body.get("event")
+    try:
+        if isinstance(event, dict):
+            channel, user = event.get("channel"), event.get("user")
+            if not (channel and user):
+                return
+            if event.get("channel_type") == "im":
+                await client.chat_postMessage(
+                    channel=channel, text=message, thread_ts=event.get("thread_ts")
+                )
+            else:
+                await client.chat_postEphemeral(
+                    channel=channel,
+                    user=user,
+                    text=message,
+                    thread_ts=event.get("thread_ts") or event.get("ts"),
+                )
+        elif respond is not None:
+            await respond(text=message, response_type="ephemeral", replace_original=False)
+    except Exception as exc:  # noqa: BLE001 - the last resort must never raise
+        logger.error("could not deliver an error message: %s", type(exc).__name__)

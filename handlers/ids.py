@@ -1,0 +1,37 @@
+"""Every action_id, callback_id and command name the handlers answer: one place, shared with
+the Block Kit builders and checked against manifest.yml by the tests."""
+
+from __future__ import annotations
+
+import re
+
+COMMAND = "/schedule"
+
+BOOK_SLOT = "book_slot"  # + "_<index>": action_ids must be unique within one message
+BOOK_SLOT_PATTERN = re.compile(r"^book_slot(_\d+)?$")
+MORE_TIMES = "more_times"
+CANCEL_OFFER = "cancel_offer"
+RESCHEDULE = "reschedule"
+CANCEL_BOOKING = "cancel_booking"
+CONFIRM_CANCEL = "confirm_cancel"
+KEEP_BOOKING = "keep_booking"
+
+#: Events the app subscribes to (manifest.yml ``settings.event_subscriptions.bot_events``).
+EVENTS = ("app_mention", "message.im", "app_home_opened")
+
+
+def book_slot_action(index: int) -> str:
+    return f"{BOOK_SLOT}_{index}"
+
+
+def slot_value(offer_id: str, index: int) -> str:
+    """A button value: the offer's opaque id and the slot's place in it; checked on click."""
+    return f"{offer_id}:{index}"
+
+
+def read_slot_value(value: str) -> tuple[str, int] | None:
+    """The offer id and slot index from a button value, or None when it is not one of ours."""
+    offer_id, sep, index = value.rpartition(":")
+    if not sep or not offer_id or not index.isdigit() or len(index) > 3:
+        return None
+    return offer_id, int(index)
