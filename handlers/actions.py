@@ -11,12 +11,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import OfferError, SlotTakenError
 from handlers import blocks, ids
 from handlers.conversation import replace_message, share_invite
+from handlers.errors import reporting_errors
 from handlers.payloads import Click, read_click
 from handlers.services import Services
 
 
 def register(app: AsyncApp, services: Services) -> None:
     @app.action(ids.BOOK_SLOT_PATTERN)
+    @reporting_errors
     async def book_slot(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
@@ -60,6 +62,7 @@ def register(app: AsyncApp, services: Services) -> None:
         )
 
     @app.action(ids.MORE_TIMES)
+    @reporting_errors
     async def more_times(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
@@ -71,6 +74,7 @@ def register(app: AsyncApp, services: Services) -> None:
         )
 
     @app.action(ids.CANCEL_OFFER)
+    @reporting_errors
     async def cancel_offer(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:

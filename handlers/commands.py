@@ -9,6 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers import blocks, ids
 from handlers.conversation import Place, post_to
+from handlers.errors import reporting_errors
 from handlers.payloads import read_command
 from handlers.services import Services
 
@@ -17,8 +18,13 @@ HELP_WORDS = {"", "help", "?", "-h", "--help"}
 
 def register(app: AsyncApp, services: Services) -> None:
     @app.command(ids.COMMAND)
+    @reporting_errors
     async def schedule(
-        ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+        ack: AsyncAck,
+        body: dict[str, Any],
+        command: dict[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond,
     ) -> None:
         await ack()
         request = read_command(command)

@@ -1,10 +1,17 @@
 """The one error handler: a ``SlotbotError`` is told to the person; anything else is logged
-(without message bodies) and answered with an apology. Never a stack trace in Slack."""
+(without message bodies) and answered with an apology. Never a stack trace in Slack.
+
+Listeners are wrapped with ``reporting_errors`` because Bolt loses the HTTP answer when a
+listener fails right after ``ack()`` (it answers 404); ``@app.error`` covers the rest.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec
 
 from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
@@ -19,6 +26,27 @@ SORRY = (
 )
 
 
+P = ParamSpec("P")
+
+
+def reporting_errors(
+    listener: Callable[P, Awaitable[None]],
+) -> Callable[P, Awaitable[None]]:
+    """Run ``listener``; if it fails, tell the person (it must take ``body`` and ``client``)."""
+    names = inspect.getfullargspec(listener).args
+    if not {"body", "client"} <= set(names):
+        raise TypeError(f"{listener.__name__} must take body and client to report errors")
+
+    @functools.wraps(listener)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            await listener(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - every failure is reported, then logged
+            await report(error, kwargs["body"], kwargs["client"], kwargs.get("respond"))  # type: ignore[arg-type]
+
+    return run
+
+
 def register(app: AsyncApp) -> None:
     @app.error
     async def on_error(
@@ -27,20 +55,30 @@ def register(app: AsyncApp) -> None:
         client: AsyncWebClient,
         respond: AsyncRespond | None,
     ) -> None:
-        if isinstance(error, SlotbotError):
-            message = error.user_message
-        elif isinstance(error, PayloadError):
-            logger.warning("unreadable %s payload: %s", body.get("type", "?"), error)
-            message = SORRY
-        else:
-            logger.error(
-                "failed to handle a %s request: %s",
-                body.get("type") or body.get("command") or "?",
-                type(error).__name__,
-                exc_info=error,
-            )
-            message = SORRY
-        await tell(client, respond, body, message)
+        await report(error, body, client, respond)
+
+
+async def report(
+    error: Exception,
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond | None,
+) -> None:
+    """Tell the person what went wrong in words they can act on; log what they cannot."""
+    if isinstance(error, SlotbotError):
+        message = error.user_message
+    elif isinstance(error, PayloadError):
+        logger.warning("unreadable %s payload: %s", body.get("type", "?"), error)
+        message = SORRY
+    else:
+        logger.error(
+            "failed to handle a %s request: %s",
+            body.get("type") or body.get("command") or "?",
+            type(error).__name__,
+            exc_info=error,
+        )
+        message = SORRY
+    await tell(client, respond, body, message)
 
 
 async def tell(

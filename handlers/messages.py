@@ -9,12 +9,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers import blocks
 from handlers.conversation import Place, post_to
+from handlers.errors import reporting_errors
 from handlers.payloads import MessageRequest, read_message
 from handlers.services import Services
 
 
 def register(app: AsyncApp, services: Services) -> None:
     @app.event("app_mention")
+    @reporting_errors
     async def mention(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
         request = read_message(event, body.get("team_id"))
         if request is None:
@@ -24,6 +26,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await _offer(services, client, request, place)
 
     @app.event("message")
+    @reporting_errors
     async def direct_message(
         event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
     ) -> None:

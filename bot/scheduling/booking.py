@@ -213,7 +213,7 @@ class Scheduler:
             raise PermissionDeniedError("This meeting was booked by someone else.")
         if existing is not None and offer is not None and existing.state != BookingState.PENDING:
             return await self._confirmation(existing, offer, fresh=False, now=now)
-        if offer is None:
+        if offer is None or not offer.is_open:
             raise _expired()
         if not 0 <= index < len(offer.slots):
             raise OfferError("That time is no longer on offer. Pick one of the times shown.")
@@ -425,7 +425,9 @@ class Scheduler:
 
 
 def _expired() -> OfferError:
-    return OfferError("This offer has expired. Run `/schedule` again to see fresh times.")
+    return OfferError(
+        "This offer has expired or was cancelled. Run `/schedule` again to see fresh times."
+    )
 
 
 def _unique(people: Sequence[Participant]) -> tuple[Participant, ...]:

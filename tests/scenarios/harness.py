@@ -1,0 +1,219 @@
+"""A running Slotbot for end-to-end scenarios: ``slotbot serve``'s web app on a loopback port,
+talking to the Slack emulator through the real slack_sdk client, on a real SQLite file.
+
+Tests send signed HTTP requests in and read what reached "Slack" from the emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+
+from bot.app import Slotbot, open_slotbot
+from bot.config import Settings
+from tests.emulators import slack_requests
+from tests.emulators.slack import Message, SlackEmulator, SlackUser
+
+SECRET = "scenario-signing-secret"
+
+# Monday 30 November 2026, 08:00 UTC: 09:00 in Berlin, 03:00 in New York.
+NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+
+ANA = SlackUser(
+    id="U0ANA0001", name="ana", real_name="Ana Alves", email="ana@example.com", tz="Europe/Berlin"
+)
+BEN = SlackUser(
+    id="U0BEN0002",
+    name="ben",
+    real_name="Ben Brown",
+    email="ben@example.com",
+    tz="America/New_York",
+)
+CARA = SlackUser(
+    id="U0CARA003", name="cara", real_name="Cara Cho", email="cara@example.com", tz="Asia/Tokyo"
+)
+EVE = SlackUser(id="U0EVE0004", name="eve", real_name="Eve", email="eve@example.com", tz="UTC")
+
+
+@dataclass
+class Clock:
+    """The scheduler's clock; tests move it on."""
+
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Offer:
+    """An offer as the requester saw it, with what a click on it needs."""
+
+    blocks: list[dict[str, Any]]
+    channel: str
+    message: Message
+    response_url: str | None  # for ephemeral offers: where the click's response_url points
+
+    def buttons(self, prefix: str = "") -> list[dict[str, Any]]:
+        found = []
+        for block in self.blocks:
+            elements = [block.get("accessory"), *(block.get("elements") or [])]
+            found += [
+                e
+                for e in elements
+                if isinstance(e, dict)
+                and e.get("type") == "button"
+                and e.get("action_id", "").startswith(prefix)
+            ]
+        return found
+
+    def text(self) -> str:
+        return json.dumps(self.blocks)
+
+
+@dataclass
+class Harness:
+    slack: SlackEmulator
+    slotbot: Slotbot
+    server: TestServer
+    session: aiohttp.ClientSession
+    clock: Clock
+    channel: str = ""
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("/slack/events"))
+
+    async def post(self, request: slack_requests.SignedRequest) -> aiohttp.ClientResponse:
+        async with self.session.post(self.url, data=request.body, headers=request.headers) as r:
+            await r.read()
+            return r
+
+    async def command(
+        self, text: str, *, user: SlackUser = ANA, channel: str | None = None
+    ) -> tuple[int, str]:
+        """Send ``/schedule text``; the HTTP status and the command's response_url."""
+        channel = channel or self.channel
+        is_im = channel.startswith("D")
+        response_url = self.slack.mint_response_url(channel=channel, user=user.id)
+        fields = slack_requests.slash_command(
+            text,
+            user_id=user.id,
+            channel_id=channel,
+            response_url=response_url,
+            channel_name="directmessage" if is_im else "general",
+        )
+        response = await self.post(slack_requests.signed_slash_command(fields, secret=SECRET))
+        return response.status, response_url
+
+    async def wait_for(self, method: str, count: int = 1) -> None:
+        await self.slack.wait_for(method, count=count, within=10.0)
+
+    async def settle(self, quiet: float = 0.15, within: float = 5.0) -> None:
+        """Wait until Slack has heard nothing new for ``quiet`` seconds (listeners finished)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        seen = -1
+        while loop.time() < deadline:
+            count = len(self.slack.calls())
+            if count == seen:
+                return
+            seen = count
+            await asyncio.sleep(quiet)
+
+    def latest_ephemeral(self, user: SlackUser = ANA) -> Message:
+        messages = self.slack.ephemeral_messages(user=user.id)
+        assert messages, "no ephemeral message reached the user"
+        return messages[-1]
+
+    async def click(
+        self,
+        offer: Offer,
+        button: dict[str, Any],
+        *,
+        user: SlackUser = ANA,
+    ) -> int:
+        """Click ``button`` in ``offer`` as ``user``; the HTTP status of the interaction."""
+        action = slack_requests.button_action(button["action_id"], button["value"])
+        ephemeral = offer.message.ephemeral_to is not None
+        response_url = self.slack.mint_response_url(
+            channel=offer.channel, user=user.id, message_ts=offer.message.ts
+        )
+        payload = slack_requests.block_actions(
+            [action],
+            user_id=user.id,
+            channel_id=offer.channel,
+            response_url=response_url,
+            message=None if ephemeral else _message_json(offer.message),
+            message_ts=offer.message.ts,
+        )
+        if offer.message.thread_ts:
+            payload["container"]["thread_ts"] = offer.message.thread_ts
+        response = await self.post(slack_requests.signed_interaction(payload, secret=SECRET))
+        return response.status
+
+
+def _message_json(message: Message) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "type": "message",
+        "ts": message.ts,
+        "text": message.text,
+        "blocks": message.blocks,
+        "user": message.user,
+    }
+    if message.bot_id:
+        data["bot_id"] = message.bot_id
+    if message.thread_ts:
+        data["thread_ts"] = message.thread_ts
+    return data
+
+
+async def start_harness(
+    tmp_path: Path, *, users: tuple[SlackUser, ...] = (ANA, BEN, CARA, EVE), **env: str
+) -> Harness:
+    slack = SlackEmulator(users=users)
+    await slack.start()
+    settings = Settings.from_env(
+        {
+            "SLACK_BOT_TOKEN": slack.token,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": slack.url,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'slotbot.db'}",
+            "SLOTBOT_DATA_DIR": str(tmp_path),
+            **env,
+        },
+        dotenv=None,
+    )
+    clock = Clock()
+    slotbot = await open_slotbot(settings, clock=clock)
+    server = TestServer(slotbot.web_app(), host="127.0.0.1")
+    await server.start_server()
+    session = aiohttp.ClientSession()
+    channel = slack.add_channel("general").id
+    return Harness(slack, slotbot, server, session, clock, channel)
+
+
+async def stop_harness(harness: Harness) -> None:
+    await harness.settle()
+    await harness.session.close()
+    await harness.server.close()  # runs the app's cleanup, which closes the store
+    await harness.slack.close()
+
+
+def offer_from_ephemeral(harness: Harness, user: SlackUser = ANA) -> Offer:
+    message = harness.latest_ephemeral(user)
+    return Offer(message.blocks, message.channel, message, None)
+
+
+def offer_in(harness: Harness, channel: str, pick: Callable[[Message], bool] = bool) -> Offer:
+    messages = [m for m in harness.slack.messages_in(channel) if m.blocks and pick(m)]
+    assert messages, f"no offer in {channel}"
+    return Offer(messages[-1].blocks, channel, messages[-1], None)
