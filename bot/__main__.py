@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from bot.config import ConfigError, Settings
@@ -18,7 +18,8 @@ from bot.logs import configure_logging
 from bot.models import wall_to_instant
 
 HELP_NO_CONFIG = """\
-Slotbot has no Slack credentials yet, so there is nothing to connect to.
+Slotbot has no Slack credentials yet, so it runs locally: the conversation below is the same
+scheduler you get in Slack, with demo colleagues on a local calendar (SQLite).
 
 To run it in your workspace, create the app from manifest.yml (https://api.slack.com/apps →
 Create New App → From an app manifest), install it, and set either:
@@ -27,11 +28,6 @@ Create New App → From an app manifest), install it, and set either:
   HTTP mode (behind a public URL):     SLACK_BOT_TOKEN=xoxb-…  SLACK_SIGNING_SECRET=…
 
 in the environment or in a .env file, then run `slotbot` again.
-
-Meanwhile, try the request parser locally:
-
-  echo '{"text": "design review with @ana 45m next tuesday afternoon", "tz": "Europe/Berlin"}' \\
-    | slotbot parse
 """
 
 
@@ -77,6 +73,10 @@ def _read_now(value: object, tz: str, default: datetime | None) -> datetime:
         except (ValueError, KeyError) as exc:
             raise RequestError(f"Unknown time zone {tz!r}; use an IANA name.") from exc
     return moment
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def run_parse(stdin: IO[str], stdout: IO[str]) -> int:
@@ -146,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("parse", help="read JSON lines {text, now, tz}; write parsed requests")
     commands.add_parser("serve", help="HTTP mode: POST /slack/events, GET /healthz")
     commands.add_parser("socket", help="Socket Mode, with SLACK_APP_TOKEN")
+    commands.add_parser("try", help="a local conversation with demo colleagues, no Slack needed")
     args = parser.parse_args(argv)
 
     if args.command == "parse":
@@ -157,9 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     mode = args.command or {"socket": "socket", "http": "serve"}.get(settings.mode)
-    if mode is None:
-        print(HELP_NO_CONFIG)
-        return 0
+    if mode is None or mode == "try":
+        from bot.console import run_console
+
+        if mode is None:
+            print(HELP_NO_CONFIG)
+        return asyncio.run(run_console(settings, sys.stdin, sys.stdout, clock=_utc_now))
     problem = _missing(settings, mode)
     if problem:
         print(problem, file=sys.stderr)

@@ -93,10 +93,12 @@ def _window(proposal: Proposal) -> str:
 
 def offer_text(proposal: Proposal) -> str:
     """The notification text of an offer (shown where blocks are not)."""
-    title = proposal.offer.title or "your meeting"
-    if not proposal.slots:
+    # Notifications read this as mrkdwn too, so a title must not be able to ping anyone.
+    title = escape(proposal.offer.title or "your meeting")
+    count = len(proposal.slots)
+    if not count:
         return f"No time fits for {title}."
-    return f"{len(proposal.slots)} times for {title}: pick one."
+    return f"{count} time{'' if count == 1 else 's'} for {title}: pick one."
 
 
 def offer_blocks(proposal: Proposal, *, note: str | None = None) -> list[Block]:
@@ -169,8 +171,8 @@ def _offer_actions(offer_id: str, *, has_more: bool) -> ActionsBlock:
 
 
 def confirmation_text(confirmation: Confirmation) -> str:
-    booking = confirmation.booking
-    return f"Booked: {booking.title or 'Meeting'}"
+    """The notification text of a confirmation (escaped, as it is read as mrkdwn)."""
+    return f"Booked: {_title(confirmation.booking.title)}"
 
 
 def confirmation_blocks(confirmation: Confirmation) -> list[Block]:
