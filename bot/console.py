@@ -124,8 +124,9 @@ async def run_console(
         directory = DemoDirectory(settings.default_time_zone)
         invites = settings.data_dir / "invites"
         out.write(
-            f"Slotbot, locally. You are Sam, in {settings.default_time_zone} (set SLOTBOT_DEFAULT_TZ "
-            "to change it). Colleagues: @ana Berlin, @ben New York, @chen Tokyo, @dev Kolkata.\n"
+            f"Slotbot, locally. You are Sam, in {settings.default_time_zone} "
+            "(SLOTBOT_DEFAULT_TZ changes it).\n"
+            "Colleagues: @ana Berlin, @ben New York, @chen Tokyo, @dev Kolkata.\n"
             "Ask like in Slack, e.g.:\n" + "".join(f"  {e}\n" for e in EXAMPLES)
         )
         proposal: Proposal | None = None
@@ -141,7 +142,8 @@ async def run_console(
                 continue
             try:
                 if proposal and text.isdigit():
-                    proposal = await _book(scheduler, proposal, int(text), invites, out)
+                    await _book(scheduler, proposal, int(text), invites, out)
+                    proposal = None
                 elif proposal and text.lower() == "more":
                     proposal = await scheduler.more_times(DEMO_TEAM, YOU, proposal.offer.id)
                     _show(proposal, settings.default_time_zone, out)
@@ -160,11 +162,14 @@ async def _book(
     if not 1 <= number <= len(proposal.slots):
         raise RequestError(f"Pick a number from 1 to {len(proposal.slots)}.")
     confirmation = await scheduler.book(DEMO_TEAM, YOU, proposal.offer.id, number - 1)
-    invites.mkdir(parents=True, exist_ok=True)
     path = invites / confirmation.filename
-    path.write_bytes(confirmation.invite)
+    await asyncio.to_thread(_write, path, confirmation.invite)
     await scheduler.mark_delivered(
         DEMO_TEAM, confirmation.booking.key, channel_id=None, message_ts=None
     )
     out.write(f"Booked {confirmation.booking.title or 'the meeting'}. Invite: {path}\n")
-    return None
+
+
+def _write(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
