@@ -24,7 +24,9 @@ from bot.errors import RequestError
 from bot.models import zone_of
 from bot.scheduling.parsing import parse_request
 
-CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "requests.jsonl"
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+CORPUS = DATA / "requests.jsonl"
+HELDOUT = DATA / "requests_heldout.jsonl"
 FIELDS = ("window_start", "window_end", "exact_start", "duration", "attendees", "title")
 
 
@@ -102,6 +104,10 @@ def _report(name: str, scores: list[dict[str, bool]]) -> None:
         print(f"    {key:<13} {right / total:.1%}")
 
 
+def _load(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
 def _time(call: Any) -> float:
     start = time.perf_counter()
     call()
@@ -115,7 +121,8 @@ def _attempt(text: str, now: datetime, tz: str) -> None:
 
 def main() -> None:
     warnings.simplefilter("ignore")
-    rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line]
+    rows = _load(CORPUS)
+    heldout = _load(HELDOUT)
     print(
         f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}"
     )
@@ -123,6 +130,9 @@ def main() -> None:
     _report("slotbot parser", [_score_ours(row) for row in rows])
     dateparser.parse("tomorrow", languages=["en"])  # load its language data before timing
     _report("plain dateparser (search_dates)", [_score_dateparser(row) for row in rows])
+    print(f"held-out corpus: {len(heldout)} requests ({HELDOUT.name}), written from the rules only")
+    _report("slotbot parser, held-out", [_score_ours(row) for row in heldout])
+    _report("plain dateparser, held-out", [_score_dateparser(row) for row in heldout])
 
     prepared = [(r["text"], datetime.fromisoformat(r["now"]), r["tz"]) for r in rows]
     for args in prepared:  # warm-up: caches, compiled regexes, zone files

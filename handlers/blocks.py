@@ -16,11 +16,12 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     ContextBlock,
     DividerBlock,
+    HeaderBlock,
     MarkdownTextObject,
     SectionBlock,
 )
 
-from bot.models import Participant, TimeSlot, zone_of
+from bot.models import Booking, Participant, TimeSlot, zone_of
 from bot.scheduling.booking import Confirmation, Proposal
 from handlers import ids
 
@@ -30,6 +31,7 @@ __all__ = [
     "date_token",
     "escape",
     "help_blocks",
+    "home_blocks",
     "offer_blocks",
     "offer_text",
     "withdrawn_blocks",
@@ -203,6 +205,31 @@ def confirmation_blocks(confirmation: Confirmation) -> list[Block]:
             ]
         ),
     ]
+
+
+def home_blocks(bookings: Sequence[Booking]) -> list[Block]:
+    """The App Home tab: upcoming meetings, then how to ask for one."""
+    blocks: list[Block] = [
+        HeaderBlock(text="Your upcoming meetings"),
+    ]
+    if not bookings:
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text="Nothing booked with Slotbot yet."))
+        )
+    for booking in bookings[:20]:
+        slot, zone = booking.slot, booking.schedule.start_time.time_zone
+        people = ", ".join(f"<@{u}>" for u in (booking.organizer_id, *booking.participant_ids))
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=f"*{_title(booking.title)}*\n"
+                    f"{date_token(slot.start, '{date_long_pretty} {time}', zone)} – "
+                    f"{date_token(slot.end, '{time}', zone)} · {people}"
+                )
+            )
+        )
+    blocks.append(DividerBlock())
+    return blocks + help_blocks()
 
 
 def withdrawn_blocks() -> list[Block]:

@@ -17,6 +17,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.scheduling.booking import Confirmation
+from handlers.blocks import escape
 
 __all__ = ["Place", "post_to", "replace_message", "share_invite"]
 
@@ -82,7 +83,7 @@ async def replace_message(
 async def share_invite(client: AsyncWebClient, confirmation: Confirmation, *, user_id: str) -> str:
     """Upload the .ics into the offer's conversation (its thread); the channel it landed in."""
     offer = confirmation.offer
-    title = confirmation.booking.title or "Meeting"
+    title = escape(confirmation.booking.title or "Meeting")
     comment = f"Invite for {title}: open it to add the meeting to your calendar."
     if offer.channel_id:
         try:

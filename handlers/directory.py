@@ -28,8 +28,16 @@ class PeopleCache:
     people: dict[tuple[str, str], tuple[float, Participant]] = field(default_factory=dict)
     handles: dict[str, tuple[float, dict[str, list[str]]]] = field(default_factory=dict)
 
+    #: Past this many cached people, stale entries are dropped (a long-running process).
+    max_people: int = 10_000
+
     def fresh(self, stamp: float) -> bool:
         return self.clock() - stamp < self.ttl
+
+    def remember(self, team_id: str, person: Participant) -> None:
+        if len(self.people) >= self.max_people:
+            self.people = {k: v for k, v in self.people.items() if self.fresh(v[0])}
+        self.people[(team_id, person.user_id)] = (self.clock(), person)
 
 
 def _participant(user: Mapping[str, Any]) -> Participant:
@@ -74,7 +82,7 @@ class SlackDirectory:
                 "Mention the people who should attend."
             )
         person = _participant(user)
-        self._cache.people[(team_id, user_id)] = (self._cache.clock(), person)
+        self._cache.remember(team_id, person)
         return person
 
     async def find_handle(self, team_id: str, handle: str) -> Participant | None:

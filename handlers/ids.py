@@ -32,6 +32,7 @@ def slot_value(offer_id: str, index: int) -> str:
 def read_slot_value(value: str) -> tuple[str, int] | None:
     """The offer id and slot index from a button value, or None when it is not one of ours."""
     offer_id, sep, index = value.rpartition(":")
-    if not sep or not offer_id or not index.isdigit() or len(index) > 3:
+    # isascii: str.isdigit also accepts other scripts' digits, which int() would then read.
+    if not sep or not offer_id or not (index.isascii() and index.isdigit()) or len(index) > 3:
         return None
     return offer_id, int(index)

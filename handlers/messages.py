@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers import blocks
@@ -17,8 +17,13 @@ from handlers.services import Services
 def register(app: AsyncApp, services: Services) -> None:
     @app.event("app_mention")
     @reporting_errors
-    async def mention(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
-        request = read_message(event, body.get("team_id"))
+    async def mention(
+        event: dict[str, Any],
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
+    ) -> None:
+        request = read_message(event, body.get("team_id"), context.bot_user_id)
         if request is None:
             return
         # Answer in the thread of the mention, visible to the requester only.
@@ -28,11 +33,14 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.event("message")
     @reporting_errors
     async def direct_message(
-        event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
+        event: dict[str, Any],
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
     ) -> None:
         if event.get("channel_type") != "im":
             return
-        request = read_message(event, body.get("team_id"))
+        request = read_message(event, body.get("team_id"), context.bot_user_id)
         if request is None:
             return
         place = Place(request.channel_id, request.user_id, request.thread_ts, private=False)

@@ -81,8 +81,14 @@ class MessageRequest:
     thread_ts: str | None
 
 
-def read_message(event: Mapping[str, Any], team_id: str | None) -> MessageRequest | None:
-    """The request in a message event, or None for edits, bot posts and other non-requests."""
+def read_message(
+    event: Mapping[str, Any], team_id: str | None, bot_user_id: str | None = None
+) -> MessageRequest | None:
+    """The request in a message event, or None for edits, bot posts and other non-requests.
+
+    Mentions of the bot itself (``bot_user_id``) are dropped wherever they stand: the bot is
+    addressed, never invited. Without the id, a mention event loses its first mention.
+    """
     if event.get("subtype") or event.get("bot_id"):
         return None
     user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
@@ -92,7 +98,9 @@ def read_message(event: Mapping[str, Any], team_id: str | None) -> MessageReques
     if not team:
         return None
     text = str(event.get("text") or "")
-    if event.get("type") == "app_mention":
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>[:,]?", " ", text)
+    elif event.get("type") == "app_mention":
         text = _MENTION_OF.sub("", text, count=1)  # drop the "@Slotbot" that addressed us
     return MessageRequest(team, user, channel, text.strip(), ts, _optional(event, "thread_ts"))
 

@@ -272,6 +272,10 @@ class Scheduler:
             return await self._confirmation(current, offer, fresh=False, now=now)
         return await self._confirmation(stored, offer, fresh=fresh, now=now, created=created)
 
+    async def upcoming(self, team_id: str, user_id: str, limit: int = 20) -> list[Booking]:
+        """The person's meetings that have not ended yet, soonest first."""
+        return await self.store.bookings_for_user(team_id, user_id, self.clock(), limit=limit)
+
     async def mark_delivered(
         self, team_id: str, key: str, *, channel_id: str | None, message_ts: str | None
     ) -> None:

@@ -111,7 +111,8 @@ def _clean(raw: str) -> _Message:
         attendees.append("@" + name)
         return _BREAK
 
-    text = "".join(" " if ord(c) < 32 or 0x7F <= ord(c) < 0xA0 else c for c in raw)
+    # Line breaks survive: they separate agenda bullets and sentences for the title.
+    text = "".join(" " if (ord(c) < 32 and c != "\n") or 0x7F <= ord(c) < 0xA0 else c for c in raw)
     text = _MENTION_RE.sub(mention, text)
     text = _LINK_LABEL_RE.sub(lambda m: f" {m.group(1)} ", text)
     text = _ANGLE_RE.sub(_BREAK, text)
@@ -122,7 +123,9 @@ def _clean(raw: str) -> _Message:
     text = "".join(" " if _is_emoji(c) else c for c in text)
     text = _UNDERSCORE_RE.sub("", text)
     text = _HANDLE_RE.sub(handle, text)
-    text = re.sub(r"\b(re|topic|subject)\s*:", r"\1 ", text, flags=re.IGNORECASE)
+    # "re:" / "topic:" introduce the title; the colon must not split the clause before it.
+    text = re.sub(r"\bre\s*:", "re ", text, flags=re.IGNORECASE)
+    text = re.sub(r"\b(?:topic|subject)\s*:", "regarding ", text, flags=re.IGNORECASE)
     low = text.lower()
     if len(low) != len(text):
         low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
@@ -230,7 +233,7 @@ _TP_MER = r"(?:a\.m\.?|p\.m\.?|am|pm|(?<=\d)a\b|(?<=\d)p\b)"
 def _time_piece(s: str) -> str:
     return (
         rf"(?:(?P<noon{s}>\b(?:12\s*)?noon|\bmidday)|(?P<midn{s}>midnight)"
-        rf"|(?P<h{s}>\d{{1,2}})(?:[:.](?P<m{s}>\d{{2}}))?\s*(?P<mer{s}>{_TP_MER})?)(?![\w:/])"
+        rf"|(?P<h{s}>\d{{1,2}})(?:[:.](?P<m{s}>\d{{2}}))?\s*(?P<mer{s}>{_TP_MER})?)(?![\w/]|:\d)"
     )
 
 
@@ -348,16 +351,22 @@ _BOUND = _compile(
     rf"|be\s+over|done)(?:\s+(?:by|before|at))?))\s+(?:at\s+)?{_time_piece('a')}{_ZONE_SUFFIX}"
 )
 _NUM_WORD_HOURS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d{1,2}"
+_ISH = r"(?:\s*-?ish\b)?"  # "11ish", "3pm-ish": treated as exact (section 5)
 _SINGLE_TIME = _compile(
     rf"(?P<pre>(?:\b(?:at|around|about|approx(?:imately)?|say|circa|ca\.?)\s*|@\s*|~\s*))?"
     rf"(?:(?P<half>half\s+past|quarter\s+past|quarter\s+(?:to|till|of))\s+(?P<qh>{_NUM_WORD_HOURS})\b"
     rf"|\b(?P<noon>(?:12\s*)?noon|midday)\b|\b(?P<midn>midnight)\b"
-    rf"|{_B}(?P<h>\d{{1,2}})(?P<sep>[:.])(?P<m>\d{{2}})\s*(?P<mer>{_TP_MER})?(?![\w:/])"
-    rf"|{_B}(?P<h2>\d{{1,2}})\s*(?P<mer2>{_TP_MER})(?![\w/])"
-    rf"|{_B}(?P<h3>\d{{3,4}})\s*(?P<mer3>{_TP_MER})?(?![\w:/.])"
+    rf"|{_B}(?P<h>\d{{1,2}})(?P<sep>[:.])(?P<m>\d{{2}})\s*(?P<mer>{_TP_MER})?{_ISH}(?![\w/]|:\d)"
+    rf"|{_B}(?P<h2>\d{{1,2}})\s*(?P<mer2>{_TP_MER}){_ISH}(?![\w/])"
+    rf"|{_B}(?P<h3>\d{{3,4}})\s*(?P<mer3>{_TP_MER})?{_ISH}(?![\w/]|[:.]\d)"
     rf"|{_B}(?P<h4>\d{{1,2}})h(?P<m4>\d{{2}})?\b"
-    rf"|{_B}(?P<h5>\d{{1,2}}|{_NUM_WORD_HOURS})(?P<oc>\s*o'?clock)?(?![\w:/.])"
-    rf")(?:\s*-?ish)?{_ZONE_SUFFIX}"
+    rf"|{_B}(?P<h5>\d{{1,2}}|{_NUM_WORD_HOURS})(?P<oc>\s*o'?clock)?{_ISH}(?![\w/]|[:.]\d)"
+    rf"){_ISH}{_ZONE_SUFFIX}"
+)
+# A number right after a day that counts something is not an hour ("friday 3 people").
+_COUNTED = _compile(
+    r"\s*(?:people|persons?|folks|of\b|times|x\b|more|others|slots?|sessions?|meetings?|calls?"
+    r"|interviews?|candidates?|items?|topics?|teams?|days?|weeks?|months?|years?)"
 )
 _ZONE_ALONE = _compile(rf"\b(?:in\s+)?(?P<zone>{ZONE_NAMED})\b")
 _BAD_TIME = _compile(r"(?<![\w:.])(\d{1,2}):(\d{2})(?![\d:])|\b(\d{1,2})\s*([ap]m)\b")
@@ -365,6 +374,7 @@ _HOUR_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
 }  # fmt: skip
+_DETERMINER_BEFORE = re.compile(r"(?<![\w'])(?:the|our|their|that|those|its)\s+$")
 _ATTRIBUTIVE_NEXT = re.compile(r"\s+([a-z][a-z0-9:\-]*)")
 _NOT_ATTRIBUTIVE = frozenset(
     {
@@ -659,6 +669,8 @@ class _Scanner:
                     (_Span(day, day + timedelta(days=1)), match.start(), match.end())
                 )
                 return False
+        if (match.group("mnamea") or match.group("dmnamea")) and self.names_a_topic(match):
+            return False  # section 8: part of the title, never used for scheduling
         day = self.resolve_day(match, "a")
         if match.group("toda"):
             self.facts.explicit_today = True
@@ -667,15 +679,17 @@ class _Scanner:
 
     # -- parts and times -------------------------------------------------------------------
 
-    def on_part(self, match: re.Match[str]) -> None:
+    def on_part(self, match: re.Match[str]) -> bool | None:
         if match.group("tonight"):
             self.facts.parts.append((17 * 60, 24 * 60, "tonight"))
             self.facts.evening = True
-            return
+            return None
         if match.group("first"):
             self.facts.parts.append((8 * 60, 10 * 60, _part_kind(match.group("mod"))))
-            return
+            return None
         part, adj = match.group("part"), match.group("adj")
+        if part == "night" and not (match.group("mod") or adj or self.after_day(match.start())):
+            return False  # "game night" names the meeting; "friday night" is a part of day
         table = {
             "morning": (8, 12),
             "afternoon": (12, 17),
@@ -702,6 +716,7 @@ class _Scanner:
             day = self.today + timedelta(days=1)
             self.facts.spans.append(_Span(day, day + timedelta(days=1)))
         self.facts.parts.append((start * 60, end * 60, _part_kind(mod)))
+        return None
 
     def on_time_range(self, match: re.Match[str]) -> bool | None:
         kind, sep = match.group("kind"), match.group("sep")
@@ -709,16 +724,17 @@ class _Scanner:
         loose = kind is None and sep != "-"
         marked = a_mer or b_mer or match.group("ma") or match.group("mb")
         named = match.group("noona") or match.group("noonb")
-        if loose or (kind is None and not marked and not named):
+        # "thursday 1-2" is a slot; a bare "1-2" elsewhere may be a score or a count.
+        dated = kind is None and sep == "-" and self.after_day(match.start())
+        if loose or (kind is None and not marked and not named and not dated):
             return False
         if sep == "and" and kind in (None, "from"):
             return False
         end = _piece_minutes(match, "b", None, self.facts.evening)
         start = _piece_minutes(match, "a", b_mer if not a_mer else None, self.facts.evening)
         if not a_mer and b_mer and start >= end:
+            # Section 5 reads the bare first hour on its own ("from 4 to 2pm" is 16:00-14:00).
             start = _piece_minutes(match, "a", None, self.facts.evening)
-            if start >= end and start >= 12 * 60:
-                start -= 12 * 60
         if start >= end and not b_mer and end < 12 * 60 and end + 12 * 60 > start:
             end += 12 * 60
         if start >= end:
@@ -775,7 +791,8 @@ class _Scanner:
         elif g("h4"):
             minutes = _clock(int(g("h4")), int(g("m4") or 0), None, True, evening)
         else:
-            if not (pre or g("oc")):
+            dated = self.after_day(match.start()) and not _COUNTED.match(self.low, match.end())
+            if not (pre or g("oc") or dated):
                 return False
             if pre in ("about",) and not g("oc"):
                 return False
@@ -805,6 +822,13 @@ class _Scanner:
         if zone:
             name = re.sub(r"^in\s+", "", " ".join(zone.split()))
             self.facts.zone = ZONES.get(name, self.facts.zone)
+
+    def names_a_topic(self, match: re.Match[str]) -> bool:
+        """A date between an article and a noun ("the Nov 30 outage") describes the topic."""
+        if not _DETERMINER_BEFORE.search(self.low, max(0, match.start() - 8), match.start()):
+            return False
+        following = _ATTRIBUTIVE_NEXT.match(self.low, match.end())
+        return bool(following and following.group(1) not in _NOT_ATTRIBUTIVE)
 
     def after_day(self, position: int) -> bool:
         index = position - 1

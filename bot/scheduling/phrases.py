@@ -198,7 +198,6 @@ FILLER_PHRASES = sorted(
         "are",
         "be",
         "there",
-        "up",
         "our",
         "my",
         "all",
@@ -221,10 +220,11 @@ FILLER_END_RE = re.compile(
     r"(?<![\w'\-])(?:" + "|".join(re.escape(p) for p in FILLER_PHRASES) + r")$", re.IGNORECASE
 )
 
+# Section 8 names the generic remainders; pronouns and bare units are not titles either.
+# Nouns such as "catch up" or "session" do name a meeting and stay as titles.
 GENERIC_TITLES = frozenset(
-    {"meeting", "call", "chat", "meet", "time", "slot", "some time", "sometime", "meetup",
-     "session", "catch up", "catchup", "catch-up", "it", "this", "that", "one", "something",
-     "them", "him", "her", "hangout", "talk", "convo", "a time", "times", "min", "mins"}
+    {"meeting", "call", "chat", "meet", "time", "slot", "some time", "sometime", "it", "this",
+     "that", "one", "something", "them", "him", "her", "a time", "times", "min", "mins"}
 )  # fmt: skip
 
 TOPIC_INTRODUCER = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -77,16 +78,20 @@ def test_parse_streams_one_answer_per_line_as_it_arrives() -> None:
         assert process.wait(timeout=30) == 0
 
 
-def test_no_slack_configuration_explains_what_to_set(
+def test_no_slack_configuration_explains_and_runs_locally(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Plain `slotbot` without tokens says which variables to set instead of failing."""
+    """Plain `slotbot` without tokens says what to set, then answers requests locally."""
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLOTBOT_DATA_DIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("sync with @ana next week\n"))
     assert main([]) == 0
     out = capsys.readouterr().out
     assert "SLACK_BOT_TOKEN" in out and "SLACK_APP_TOKEN" in out and "manifest.yml" in out
+    assert "sync · 30 min · with Ana" in out
+    assert (tmp_path / "slotbot.db").exists()
 
 
 def test_serve_without_a_signing_secret_refuses(

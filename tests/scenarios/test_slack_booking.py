@@ -111,6 +111,42 @@ async def test_the_booked_time_is_no_longer_offered(bot: Harness) -> None:
     assert f"<!date^{int(booked.timestamp())}^" not in again.text()
 
 
+async def test_app_home_lists_upcoming_meetings(bot: Harness) -> None:
+    """Opening the Home tab publishes the person's upcoming meetings, the booked one included."""
+    await ask(bot, f"quarterly budget with <@{BEN.id}> 45m tomorrow afternoon")
+    offer = offer_from_ephemeral(bot)
+    await bot.click(offer, offer.buttons("book_slot")[0])
+    await bot.wait_for(UPLOAD_DONE)
+    await bot.settle()
+    for user in (BEN, EVE):
+        opened = slack_requests.app_home_opened_event(user=user.id, channel="D0HOME001")
+        response = await bot.post(
+            slack_requests.signed_event(slack_requests.event_callback(opened), secret=SECRET)
+        )
+        assert response.status == 200
+    await bot.wait_for("views.publish", count=2)
+    ben_home, eve_home = (str(bot.slack.home_view(u.id)) for u in (BEN, EVE))
+    assert "quarterly budget" in ben_home
+    booked = datetime(2026, 12, 1, 15, 0, tzinfo=BERLIN)
+    assert f"<!date^{int(booked.timestamp())}^" in ben_home
+    assert "quarterly budget" not in eve_home and "Nothing booked" in eve_home
+
+
+async def test_mentioning_the_bot_after_someone_keeps_them_invited(bot: Harness) -> None:
+    """`@ben @Slotbot sync …`: Ben is the attendee and the bot is never invited."""
+    text = f"<@{BEN.id}> <@{bot.slack.bot_user_id}> sync tomorrow afternoon"
+    posted = bot.slack.post_as_user(bot.channel, ANA.id, text)
+    mention = slack_requests.app_mention_event(text, user=ANA.id, channel=bot.channel, ts=posted.ts)
+    await bot.post(
+        slack_requests.signed_event(slack_requests.event_callback(mention), secret=SECRET)
+    )
+    await bot.wait_for("chat.postEphemeral")
+    await bot.settle()
+    offer = offer_from_ephemeral(bot)
+    assert offer.buttons("book_slot"), offer.text()
+    assert f"<@{BEN.id}>" in offer.text()
+
+
 async def test_another_users_click_is_refused_politely(bot: Harness) -> None:
     """Only the requester books from an offer; anyone else gets an ephemeral note, nothing more."""
     await ask(bot, f"sync with <@{BEN.id}> tomorrow afternoon")
