@@ -25,9 +25,10 @@ from aiohttp.test_utils import TestServer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from handlers.http import SlackSignature, build_web_app  # noqa: E402
 from slack_bolt.async_app import AsyncApp  # noqa: E402
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
+
+from handlers.http import SlackSignature, build_web_app  # noqa: E402
 from tests.emulators import slack_requests  # noqa: E402
 from tests.emulators.slack import SlackUser  # noqa: E402
 from tests.scenarios.harness import (  # noqa: E402
@@ -213,7 +214,7 @@ async def measure_startup(tmp: Path) -> None:
             "PORT": str(port),
         }
         started = time.perf_counter()
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: ASYNC220 - the child must start now; we poll it
             [str(ROOT / ".venv/bin/slotbot"), "serve"],
             env=env,
             cwd=tmp,
