@@ -1,7 +1,8 @@
 """Logging set-up: one format, and a filter that keeps message bodies and secrets out of logs.
 
 Slack's libraries log request bodies (on a bad signature, an unhandled request, or at debug
-level); bodies carry what people typed and sometimes tokens, so those records are redacted.
+level) and the SQLite driver logs statement parameters; both carry what people typed and
+sometimes tokens, so those records are redacted. SQLAlchemy is told to hide parameters.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except (TypeError, ValueError):
             return True
-        if record.name.startswith(("slack_bolt", "slack_sdk")) and any(
-            hint in message for hint in _BODY_HINTS
+        # aiosqlite logs every statement with its parameters at DEBUG: what people typed.
+        if record.name.startswith("aiosqlite") or (
+            record.name.startswith(("slack_bolt", "slack_sdk"))
+            and any(hint in message for hint in _BODY_HINTS)
         ):
             record.msg = f"[{record.name}: message withheld, it may contain a request body]"
             record.args = ()

@@ -984,7 +984,8 @@ def merge_slots(slots: Iterable[TimeSlot]) -> list[TimeSlot]:
 def _create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_async_engine(url)
+        # Parameters carry what people typed (titles, offers): never in logs, even at DEBUG.
+        engine = create_async_engine(url, hide_parameters=True)
         sync_engine = engine.sync_engine
 
         @sa.event.listens_for(sync_engine, "connect")
@@ -1006,7 +1007,13 @@ def _create_engine(url: str) -> AsyncEngine:
 
         return engine
     return create_async_engine(
-        url, pool_size=5, max_overflow=10, pool_timeout=30, pool_pre_ping=True, pool_recycle=1800
+        url,
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=30,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        hide_parameters=True,
     )
 
 
