@@ -10,12 +10,17 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings
 from bot.errors import RequestError
 from bot.logs import configure_logging
 from bot.models import wall_to_instant
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.app import Slotbot
 
 HELP_NO_CONFIG = """\
 Slotbot has no Slack credentials yet, so it runs locally: the conversation below is the same
@@ -111,16 +116,31 @@ async def _serve(settings: Settings) -> None:
         await runner.cleanup()
 
 
-async def _socket(settings: Settings) -> None:
-    """Socket Mode: Slotbot opens the connection to Slack; no public URL needed."""
+def socket_handler(slotbot: Slotbot) -> AsyncSocketModeHandler:
+    """Socket Mode's connection for Slotbot's Bolt app, with the app-level token.
+
+    ``apps.connections.open`` goes through the app's own Web API client, so it reaches
+    ``SLACK_API_URL`` (a test emulator, a proxy) rather than a hard-coded slack.com.
+    """
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+    app_token = slotbot.settings.slack_app_token
+    if not app_token:
+        raise ValueError("Socket Mode needs SLACK_APP_TOKEN (an app-level xapp- token)")
+    return AsyncSocketModeHandler(slotbot.bolt, app_token, web_client=slotbot.bolt.client)
+
+
+async def _socket(settings: Settings) -> None:
+    """Socket Mode: Slotbot opens the connection to Slack; no public URL needed."""
     from bot.app import open_slotbot
 
     slotbot = await open_slotbot(settings)
     try:
-        handler = AsyncSocketModeHandler(slotbot.bolt, settings.slack_app_token)
-        await handler.start_async()  # type: ignore[no-untyped-call]  # untyped in slack_bolt
+        handler = socket_handler(slotbot)
+        try:
+            await handler.start_async()  # type: ignore[no-untyped-call]  # untyped in slack_bolt
+        finally:
+            await handler.close_async()  # type: ignore[no-untyped-call]
     finally:
         await slotbot.close()
 

@@ -1,7 +1,9 @@
 """A loopback Slack Web API on 127.0.0.1 for slack_sdk's real clients: the methods Slotbot uses.
 
 It keeps conversations, views and files, enforces Block Kit limits, records every call and can
-inject faults. Free of pytest, so a local playground can run it as well as the tests.
+inject faults. It also speaks Socket Mode: ``apps.connections.open`` with the app-level token, a
+WebSocket that says hello, carries envelopes to the app and records its acks.
+Free of pytest, so a local playground can run it as well as the tests.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import mimetypes
 import secrets
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -20,19 +23,23 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 __all__ = [
     "MESSAGE_BLOCK_LIMIT",
     "RESPONSE_URL",
+    "SOCKET_ACK_DEADLINE",
     "UPLOAD_URL",
     "VIEW_BLOCK_LIMIT",
     "Call",
     "Channel",
+    "Envelope",
     "Message",
     "ScheduledMessage",
     "SlackEmulator",
     "SlackUser",
+    "SocketAck",
+    "SocketConnection",
     "UploadedFile",
     "block_kit_errors",
     "users_from",
@@ -49,8 +56,13 @@ RESPONSE_URL = "response_url"
 
 _MAX_MESSAGE_TEXT = 40_000
 _MAX_SCHEDULE_AHEAD = 120 * 24 * 3600
+_MAX_SOCKET_CONNECTIONS = 10  # Slack's limit of concurrent Socket Mode connections per app
 _RESPONSE_URL_USES = 5
 _RESPONSE_URL_LIFETIME = 30 * 60
+# Slack waits this long for an envelope's ack before it shows an error or retries an event.
+SOCKET_ACK_DEADLINE = 3.0
+# Methods that take the app-level token (xapp-…) rather than the bot token.
+_APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 # Parameters slack_sdk may send JSON-encoded inside a form or query string.
 _JSON_PARAMS = ("blocks", "attachments", "view", "files", "metadata")
 
@@ -158,6 +170,73 @@ class Call:
         if self.status != 200:
             return False
         return not isinstance(self.response, dict) or bool(self.response.get("ok"))
+
+
+@dataclass(frozen=True)
+class SocketConnection:
+    """One Socket Mode WebSocket as the emulator saw it; ``closed_at`` is None while open."""
+
+    id: str
+    ticket: str
+    opened_at: float
+    closed_at: float | None = None
+
+    @property
+    def open(self) -> bool:
+        """Whether the connection is still up."""
+        return self.closed_at is None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """An envelope the emulator sent to the app over Socket Mode."""
+
+    envelope_id: str
+    type: Literal["slash_commands", "interactive", "events_api"]
+    payload: JSON
+    accepts_response_payload: bool
+    retry_attempt: int
+    retry_reason: str
+    connection: str
+
+    def to_json(self) -> JSON:
+        """The envelope as it travels over the WebSocket."""
+        return {
+            "envelope_id": self.envelope_id,
+            "type": self.type,
+            "payload": self.payload,
+            "accepts_response_payload": self.accepts_response_payload,
+            "retry_attempt": self.retry_attempt,
+            "retry_reason": self.retry_reason,
+        }
+
+
+@dataclass(frozen=True)
+class SocketAck:
+    """The app's answer to an envelope: ``{"envelope_id", "payload"?}``.
+
+    ``latency`` is the wall-clock seconds from sending the envelope to receiving the ack (for
+    benchmarks); ``error`` is set when Slack could not use the response payload.
+    """
+
+    envelope_id: str
+    payload: JSON | None
+    connection: str
+    at: float
+    latency: float
+    error: str | None = None
+
+
+@dataclass
+class _Link:
+    id: str
+    ticket: str
+    socket: web.WebSocketResponse
+    opened_at: float
+    closed_at: float | None = None
+
+    def snapshot(self) -> SocketConnection:
+        return SocketConnection(self.id, self.ticket, self.opened_at, self.closed_at)
 
 
 @dataclass
@@ -434,13 +513,15 @@ class SlackEmulator:
     """A Slack Web API on a loopback port; use ``async with SlackEmulator() as slack``.
 
     Point ``AsyncWebClient(token=slack.token, base_url=slack.url)`` at it. Everything a test
-    needs to read (calls, messages, files, views) is available as plain values.
+    needs to read (calls, messages, files, views) is available as plain values. For Socket
+    Mode, give the app ``slack.app_token``; ``socket_push`` then sends it envelopes.
     """
 
     def __init__(
         self,
         *,
         token: str = "xoxb-000-test-token",
+        app_token: str = "xapp-1-A000APP01-0001-test-app-token",
         users: Iterable[SlackUser] = (),
         team_id: str = "T000TEAM1",
         team_domain: str = "slotbot-dev",
@@ -450,6 +531,7 @@ class SlackEmulator:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.token = token
+        self.app_token = app_token
         self.team_id = team_id
         self.team_domain = team_domain
         self.bot_user_id = bot_user_id
@@ -474,6 +556,12 @@ class SlackEmulator:
         self._limited_until: dict[str, float] = {}
         self._calls: list[Call] = []
         self._call_event: asyncio.Event | None = None
+        self._tickets: set[str] = set()
+        self._links: list[_Link] = []
+        self._envelopes: dict[str, Envelope] = {}
+        self._sent_at: dict[str, float] = {}
+        self._acks: list[SocketAck] = []
+        self._socket_event: asyncio.Event | None = None
         self._closing: asyncio.Event | None = None
         self._seq = 0
         self._last_ts_micros = 0
@@ -481,6 +569,7 @@ class SlackEmulator:
         self._root = ""
         self._methods: dict[str, _Handler] = {
             "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
             "users.info": self._users_info,
             "users.list": self._users_list,
             "conversations.open": self._conversations_open,
@@ -512,6 +601,7 @@ class SlackEmulator:
         app.router.add_post("/upload/v1/{key}", self._handle_upload)
         app.router.add_post("/response/{id}", self._handle_response_url)
         app.router.add_get("/files-pri/{team_file}/{name}", self._handle_download)
+        app.router.add_get("/link/", self._handle_link)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -519,12 +609,17 @@ class SlackEmulator:
         host, port = self._runner.addresses[0][:2]
         self._root = f"http://{host}:{port}/"
         self._call_event = asyncio.Event()
+        self._socket_event = asyncio.Event()
         self._closing = asyncio.Event()
 
     async def close(self) -> None:
         """Stop answering and release the port."""
         if self._closing is not None:
             self._closing.set()
+        # Open WebSockets would hold the runner's shutdown; close them as Slack going away.
+        for link in self._links:
+            if link.closed_at is None:
+                await link.socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -746,6 +841,115 @@ class SlackEmulator:
         view_id = self._home_views.get(user_id)
         return None if view_id is None else self._views[view_id].view
 
+    # --- Socket Mode ---
+
+    @property
+    def socket_connections(self) -> list[SocketConnection]:
+        """Every Socket Mode connection opened so far, oldest first (closed ones included)."""
+        return [link.snapshot() for link in self._links]
+
+    def envelopes(self) -> list[Envelope]:
+        """Every envelope sent to the app, in sending order."""
+        return list(self._envelopes.values())
+
+    def acks(self, envelope_id: str | None = None) -> list[SocketAck]:
+        """The acks received, or those of one envelope, in arrival order."""
+        return [a for a in self._acks if envelope_id in (None, a.envelope_id)]
+
+    async def wait_for_socket(self, *, count: int = 1, within: float = 5.0) -> SocketConnection:
+        """Wait until ``count`` connections have been opened and one is open; return the newest.
+
+        The app's ``connect()`` may return before the emulator has sent its hello, so tests
+        wait here before pushing or counting connections.
+        """
+        await self._wait_socket(
+            lambda: len(self._links) >= count and self._open_link() is not None, within
+        )
+        link = self._open_link()
+        assert link is not None
+        return link.snapshot()
+
+    async def socket_push(
+        self,
+        type: Literal["slash_commands", "interactive", "events_api"],
+        payload: JSON,
+        *,
+        accepts_response_payload: bool | None = None,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        within: float = 5.0,
+    ) -> str:
+        """Send an envelope on the newest open connection; return its ``envelope_id``.
+
+        ``payload`` is what Slack would POST in HTTP mode: a slash command's fields, an
+        interaction payload or an ``event_callback``. By default only slash commands, view
+        submissions and block suggestions accept a response payload, as in Slack.
+        """
+        if accepts_response_payload is None:
+            accepts_response_payload = type == "slash_commands" or (
+                type == "interactive"
+                and payload.get("type") in ("view_submission", "block_suggestion")
+            )
+        await self._wait_socket(lambda: self._open_link() is not None, within)
+        link = self._open_link()
+        assert link is not None
+        envelope = Envelope(
+            envelope_id=str(uuid.uuid4()),
+            type=type,
+            payload=payload,
+            accepts_response_payload=accepts_response_payload,
+            retry_attempt=retry_attempt,
+            retry_reason=retry_reason,
+            connection=link.id,
+        )
+        self._envelopes[envelope.envelope_id] = envelope
+        self._sent_at[envelope.envelope_id] = time.monotonic()
+        await link.socket.send_json(envelope.to_json())
+        return envelope.envelope_id
+
+    async def redeliver(self, envelope_id: str, *, reason: str = "timeout") -> str:
+        """Send an envelope again as Slack's retry does: same payload, ``retry_attempt`` + 1."""
+        first = self._envelopes[envelope_id]
+        return await self.socket_push(
+            first.type,
+            first.payload,
+            accepts_response_payload=first.accepts_response_payload,
+            retry_attempt=first.retry_attempt + 1,
+            retry_reason=reason,
+        )
+
+    async def wait_for_ack(self, envelope_id: str, *, within: float = 5.0) -> SocketAck:
+        """Wait for the app's ack of ``envelope_id``; the first one that came.
+
+        Raises ``TimeoutError`` after ``within`` seconds. Slack itself gives up after
+        :data:`SOCKET_ACK_DEADLINE`; compare ``SocketAck.latency`` with it in benchmarks.
+        """
+        await self._wait_socket(lambda: bool(self.acks(envelope_id)), within)
+        return self.acks(envelope_id)[0]
+
+    async def wait_for_socket_state(
+        self, condition: Callable[[], bool], *, within: float = 5.0
+    ) -> None:
+        """Wait until ``condition()`` holds, checking it whenever a connection opens or closes
+        or an ack arrives; ``TimeoutError`` after ``within`` seconds."""
+        await self._wait_socket(condition, within)
+
+    async def socket_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Send ``{"type": "disconnect", "reason"}`` on every open connection.
+
+        Slack sends this before it recycles a connection (``refresh_requested``, ``warning``,
+        ``link_disabled``); the app should open a new one and let the old one go.
+        """
+        for link in self._links:
+            if link.closed_at is None:
+                await link.socket.send_json(self._disconnect_json(reason))
+
+    async def drop_socket_connections(self) -> None:
+        """Close every open connection from Slack's side, as a restart or a network cut would."""
+        for link in self._links:
+            if link.closed_at is None:
+                await link.socket.close(code=WSCloseCode.GOING_AWAY, message=b"link recycled")
+
     # --- internals: ids, clock, storage ---
 
     def _new_id(self, prefix: str) -> str:
@@ -814,6 +1018,127 @@ class SlackEmulator:
             headers={"Retry-After": str(max(1, int(seconds + 0.999)))},
         )
 
+    # --- Socket Mode internals ---
+
+    def _authorize(self, method: str, token: str | None) -> None:
+        if not token:
+            raise _SlackError("not_authed")
+        expected = self.app_token if method in _APP_TOKEN_METHODS else self.token
+        if token == expected:
+            return
+        if token in (self.token, self.app_token):
+            # Slack knows the token but it is the wrong kind for this method.
+            raise _SlackError("not_allowed_token_type")
+        raise _SlackError("invalid_auth")
+
+    async def _apps_connections_open(self, params: JSON) -> JSON:
+        ticket = secrets.token_hex(16)
+        self._tickets.add(ticket)
+        return {
+            "url": f"ws{self._root.removeprefix('http')}link/?ticket={ticket}&app_id={self.app_id}"
+        }
+
+    def _open_link(self) -> _Link | None:
+        open_links = [link for link in self._links if link.closed_at is None]
+        return open_links[-1] if open_links else None
+
+    def _disconnect_json(self, reason: str) -> JSON:
+        return {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-emulator"}}
+
+    def _notify_socket(self) -> None:
+        if self._socket_event is not None:
+            self._socket_event.set()
+
+    async def _wait_socket(self, done: Callable[[], bool], within: float) -> None:
+        event = self._socket_event
+        if event is None:
+            raise RuntimeError("the Slack emulator is not started")
+        async with asyncio.timeout(within):
+            while not done():
+                event.clear()
+                await event.wait()
+
+    async def _handle_link(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:
+            # Tickets are single-use: every (re)connect starts with apps.connections.open.
+            return web.Response(status=401, text="invalid ticket")
+        self._tickets.discard(ticket)
+        socket = web.WebSocketResponse(autoping=True)  # answers the SDK's pings with pongs
+        await socket.prepare(request)
+        link = _Link(self._new_id("L"), ticket, socket, self.clock())
+        open_count = sum(1 for other in self._links if other.closed_at is None) + 1
+        if open_count > _MAX_SOCKET_CONNECTIONS:
+            await socket.send_json(self._disconnect_json("too_many_websockets"))
+            await socket.close()
+            return socket
+        await socket.send_json(
+            {
+                "type": "hello",
+                "num_connections": open_count,
+                "debug_info": {
+                    "host": "applink-emulator",
+                    "build_number": 1,
+                    "approximate_connection_time": 18060,
+                },
+                "connection_info": {"app_id": self.app_id},
+            }
+        )
+        self._links.append(link)
+        self._notify_socket()
+        try:
+            async for frame in socket:
+                if frame.type == WSMsgType.TEXT:
+                    self._receive_ack(link, frame.data)
+        finally:
+            link.closed_at = self.clock()
+            self._notify_socket()
+        return socket
+
+    def _receive_ack(self, link: _Link, text: str) -> None:
+        try:
+            frame = json.loads(text)
+        except json.JSONDecodeError:
+            return  # Slack ignores frames it cannot read; the envelope then times out
+        if not isinstance(frame, dict) or not isinstance(frame.get("envelope_id"), str):
+            return
+        envelope_id = frame["envelope_id"]
+        payload = frame.get("payload")
+        payload = payload if isinstance(payload, dict) else None
+        envelope = self._envelopes.get(envelope_id)
+        error = None
+        if envelope is None:
+            error = "unknown envelope_id"
+        elif payload and not envelope.accepts_response_payload:
+            error = "response payload ignored: the envelope does not accept one"
+        elif payload and envelope.type == "slash_commands":
+            try:
+                self._answer_command(envelope.payload, payload)
+            except _SlackError as exc:
+                error = exc.error
+        sent = self._sent_at.get(envelope_id)
+        self._acks.append(
+            SocketAck(
+                envelope_id=envelope_id,
+                payload=payload,
+                connection=link.id,
+                at=self.clock(),
+                latency=time.monotonic() - sent if sent is not None else 0.0,
+                error=error,
+            )
+        )
+        self._notify_socket()
+
+    def _answer_command(self, command: JSON, answer: JSON) -> None:
+        """Post a slash command's ack payload as Slack does with an HTTP response body."""
+        if not answer.get("text") and not answer.get("blocks"):
+            return
+        text, blocks = self._message_content(_decode_json_params(answer))
+        user = str(command.get("user_id") or "")
+        channel = self._channels.get(str(command.get("channel_id") or "")) or self.open_im(user)
+        public = answer.get("response_type") == "in_channel"
+        self._post(channel, text=text, blocks=blocks, ephemeral_to=None if public else user)
+
     # --- HTTP endpoints ---
 
     async def _handle_api(self, request: web.Request) -> web.Response:
@@ -828,10 +1153,7 @@ class SlackEmulator:
         try:
             if handler is None:
                 raise _SlackError("unknown_method")
-            if not token:
-                raise _SlackError("not_authed")
-            if token != self.token:
-                raise _SlackError("invalid_auth")
+            self._authorize(method, token)
             body = {"ok": True, **(await handler(params))}
         except _SlackError as exc:
             body = exc.payload()

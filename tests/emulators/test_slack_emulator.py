@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,9 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import Clock as SignatureClock
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -983,3 +986,193 @@ async def test_bolt_answers_url_verification(bolt: AsyncApp) -> None:
     request = slack_requests.signed_event(slack_requests.url_verification("c-123"), secret=SECRET)
     response = await dispatch(bolt, request)
     assert response.status == 200 and "c-123" in response.body
+
+
+# --- Socket Mode, proven with slack_sdk's own aiohttp SocketModeClient -----------------------
+
+
+class SocketApp:
+    """A bare Socket Mode app on slack_sdk's client: records every frame; acks unless told not."""
+
+    def __init__(self, slack: SlackEmulator) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self.requests: list[SocketModeRequest] = []
+        self.acking = True
+        self.answer: dict[str, Any] | None = None
+        self._changed = asyncio.Event()
+        self.client = SocketModeClient(
+            app_token=slack.app_token, web_client=AsyncWebClient(base_url=slack.url)
+        )
+        self.client.message_listeners.append(self._heard)
+        self.client.socket_mode_request_listeners.append(self._handle)
+
+    async def _heard(self, client: Any, message: dict[str, Any], raw: str | None) -> None:
+        self.frames.append(message)
+        self._changed.set()
+
+    async def _handle(self, client: Any, request: SocketModeRequest) -> None:
+        self.requests.append(request)
+        self._changed.set()
+        if self.acking:
+            await client.send_socket_mode_response(
+                SocketModeResponse(envelope_id=request.envelope_id, payload=self.answer)
+            )
+
+    def hellos(self) -> list[dict[str, Any]]:
+        return [f for f in self.frames if f.get("type") == "hello"]
+
+    async def until(self, condition: Callable[[], object], within: float = 5.0) -> None:
+        """Wait until the client's background reader has made ``condition`` true."""
+        async with asyncio.timeout(within):
+            while not condition():
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@pytest.fixture
+async def socket_app(slack: SlackEmulator) -> AsyncIterator[SocketApp]:
+    app = SocketApp(slack)
+    await app.client.connect()
+    await slack.wait_for_socket()
+    yield app
+    await app.client.close()
+
+
+async def test_apps_connections_open_wants_the_app_level_token(slack: SlackEmulator) -> None:
+    """Only the xapp- token opens a connection; the bot token is the wrong type, others invalid."""
+    opened = await AsyncWebClient(base_url=slack.url).apps_connections_open(
+        app_token=slack.app_token
+    )
+    assert str(opened["url"]).startswith(slack.url.replace("http://", "ws://").removesuffix("api/"))
+    assert "/link/?ticket=" in opened["url"]
+    for token, error in ((slack.token, "not_allowed_token_type"), ("xapp-1-nope", "invalid_auth")):
+        with pytest.raises(SlackApiError) as refused:
+            await AsyncWebClient(base_url=slack.url).apps_connections_open(app_token=token)
+        assert refused.value.response["error"] == error
+    with pytest.raises(SlackApiError) as wrong_type:
+        await AsyncWebClient(token=slack.app_token, base_url=slack.url).auth_test()
+    assert wrong_type.value.response["error"] == "not_allowed_token_type"
+
+
+async def test_a_ticket_opens_one_websocket_only(slack: SlackEmulator) -> None:
+    """The URL from apps.connections.open connects once; reusing it or guessing one is refused."""
+    opened = await AsyncWebClient(base_url=slack.url).apps_connections_open(
+        app_token=slack.app_token
+    )
+    url = str(opened["url"])
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as socket:
+        hello = await socket.receive_json()
+        assert hello["type"] == "hello" and hello["num_connections"] == 1
+        for bad in (url, url.replace("ticket=", "ticket=0")):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(bad)
+            assert refused.value.status == 401
+
+
+async def test_socket_mode_client_connects_and_hears_hello(
+    slack: SlackEmulator, socket_app: SocketApp
+) -> None:
+    """slack_sdk's client opens a connection and gets Slack's hello with the app id."""
+    await socket_app.until(socket_app.hellos)
+    [hello] = socket_app.hellos()
+    assert hello["num_connections"] == 1
+    assert hello["connection_info"] == {"app_id": slack.app_id}
+    [connection] = slack.socket_connections
+    assert connection.open
+    assert [c.ok for c in slack.calls("apps.connections.open")] == [True]
+
+
+async def test_envelopes_reach_the_client_and_acks_are_recorded(
+    slack: SlackEmulator, socket_app: SocketApp
+) -> None:
+    """An events_api envelope arrives as a SocketModeRequest; its bare ack is recorded."""
+    event = slack_requests.event_callback(
+        slack_requests.im_message_event("hi", user=ANA.id, channel="D0001", ts="1795701600.1")
+    )
+    envelope_id = await slack.socket_push("events_api", event)
+    ack = await slack.wait_for_ack(envelope_id)
+    assert ack.payload is None and ack.error is None
+    assert ack.connection == slack.socket_connections[0].id
+    [request] = socket_app.requests
+    assert (request.type, request.envelope_id) == ("events_api", envelope_id)
+    assert request.payload == event
+    assert request.accepts_response_payload is False
+    [envelope] = slack.envelopes()
+    assert envelope.to_json()["retry_attempt"] == 0
+
+
+async def test_a_slash_command_ack_payload_is_posted_like_an_http_answer(
+    slack: SlackEmulator, socket_app: SocketApp
+) -> None:
+    """A slash command's ack payload becomes an ephemeral reply; a click's payload is ignored."""
+    channel = slack.add_channel("general")
+    socket_app.answer = {"text": "On it"}
+    fields = slack_requests.slash_command(
+        "sync", user_id=ANA.id, channel_id=channel.id, response_url="http://127.0.0.1:9/unused"
+    )
+    ack = await slack.wait_for_ack(await slack.socket_push("slash_commands", fields))
+    assert ack.payload == {"text": "On it"} and ack.error is None
+    assert socket_app.requests[0].accepts_response_payload is True
+    [reply] = slack.ephemeral_messages(user=ANA.id)
+    assert (reply.channel, reply.text) == (channel.id, "On it")
+
+    click = slack_requests.block_actions(
+        [slack_requests.button_action("pick", "v")],
+        user_id=ANA.id,
+        channel_id=channel.id,
+        message_ts=reply.ts,
+        response_url=None,
+    )
+    ignored = await slack.wait_for_ack(await slack.socket_push("interactive", click))
+    assert ignored.error is not None and "ignored" in ignored.error
+    assert len(slack.ephemeral_messages(user=ANA.id)) == 1
+
+
+async def test_an_envelope_nobody_acks_is_never_acked(
+    slack: SlackEmulator, socket_app: SocketApp
+) -> None:
+    """Without an ack, wait_for_ack gives up with TimeoutError and nothing is recorded."""
+    socket_app.acking = False
+    envelope_id = await slack.socket_push("events_api", {"type": "event_callback"})
+    await socket_app.until(lambda: socket_app.requests)
+    with pytest.raises(TimeoutError):
+        await slack.wait_for_ack(envelope_id, within=0.2)
+    assert slack.acks() == []
+
+
+async def test_redelivery_counts_the_attempt_and_keeps_the_payload(
+    slack: SlackEmulator, socket_app: SocketApp
+) -> None:
+    """A redelivered envelope has a new id, retry_attempt 1 and the reason; the payload is equal."""
+    payload = slack_requests.event_callback({"type": "app_home_opened", "user": ANA.id})
+    first = await slack.socket_push("events_api", payload)
+    again = await slack.redeliver(first, reason="timeout")
+    await slack.wait_for_ack(again)
+    assert again != first
+    retried = socket_app.requests[-1]
+    assert (retried.retry_attempt, retried.retry_reason) == (1, "timeout")
+    assert retried.payload == payload
+
+
+async def test_disconnect_makes_the_client_move_to_a_new_connection(
+    slack: SlackEmulator, socket_app: SocketApp
+) -> None:
+    """After a refresh_requested disconnect the client reconnects; envelopes follow it."""
+    await slack.socket_disconnect("refresh_requested")
+    fresh = await slack.wait_for_socket(count=2)
+    await slack.wait_for_socket_state(lambda: not slack.socket_connections[0].open)
+    assert len(slack.calls("apps.connections.open")) == 2
+    ack = await slack.wait_for_ack(await slack.socket_push("events_api", {"type": "x"}))
+    assert ack.connection == fresh.id != slack.socket_connections[0].id
+    await socket_app.until(lambda: len(socket_app.hellos()) == 2)
+
+
+async def test_a_connection_dropped_by_slack_is_reopened(
+    slack: SlackEmulator, socket_app: SocketApp
+) -> None:
+    """When Slack closes the WebSocket, the client asks for a new URL and connects again."""
+    await slack.drop_socket_connections()
+    fresh = await slack.wait_for_socket(count=2)
+    assert [c.open for c in slack.socket_connections] == [False, True]
+    ack = await slack.wait_for_ack(await slack.socket_push("events_api", {"type": "x"}))
+    assert ack.connection == fresh.id
