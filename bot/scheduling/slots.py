@@ -11,7 +11,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from operator import attrgetter
+from functools import lru_cache
+from itertools import chain
 from zoneinfo import ZoneInfo
 
 from bot.models import Participant, TimeSlot, WorkingHours, zone_of
@@ -27,6 +28,11 @@ __all__ = [
 
 # Internally every instant is whole seconds since the epoch: integer sweeps and bisects are
 # what keep 50 people with 2,000 busy intervals well inside the 2 ms budget.
+#
+# Caches (all pure functions of their arguments, bounded, safe to share between threads):
+# working spans per (zone, hours, local days), local midnights per (zone, days) and a zone's
+# offsets per (zone, UTC days). Keys move once a day, so repeated searches for one team reuse
+# them; a first search computes them in well under a millisecond.
 _Span = tuple[int, int]  # [start, end)
 _Tz = ZoneInfo | timezone
 _DAY = 86_400
@@ -131,13 +137,14 @@ def find_free_slots(
 
     before = math.ceil(rules.buffer_before.total_seconds())
     after = math.ceil(rules.buffer_after.total_seconds())
-    busy = _busy_spans(availabilities, before, after, search)
-    free = _fitting(_subtract(common, busy), dur)
+    calendars = [_busy_offsets(a.busy, search[0]) for a in availabilities]
+    busy = _Busy.together(search[0], calendars)
+    free = busy.free_parts(common, before, after, dur)
     if not free:
-        reasons = _busy_reasons(talk, availabilities, common, search, before, after)
+        reasons = _busy_reasons(talk, availabilities, calendars, busy, common, before, after)
         return SlotSearch((), False, reasons)
 
-    clock = _ZoneClock(viewer_tz, search[0], search[1])
+    clock = _zone_clock(viewer_zone, search[0] // _DAY, search[1] // _DAY + 1)
     grid = rules.grid_minutes * 60
     starts = _grid_starts(free, dur, clock, grid, latest_start)
     exact = _ceil(exact_start) if exact_start is not None else None
@@ -197,7 +204,8 @@ def is_free(
             return False
     before = math.ceil(rules.buffer_before.total_seconds())
     after = math.ceil(rules.buffer_after.total_seconds())
-    return not _busy_spans(availabilities, before, after, (start, end))
+    busy = _Busy.together(start, [_busy_offsets(a.busy, start) for a in availabilities])
+    return busy.free_parts([(start, end)], before, after, end - start) == [(start, end)]
 
 
 # --- instants and spans -----------------------------------------------------------------------
@@ -276,45 +284,76 @@ def _overlaps_any(spans: list[_Span], start: int, end: int) -> bool:
     return i >= 0 and spans[i][1] > start
 
 
-def _busy_spans(
-    availabilities: Iterable[Availability], before: int, after: int, within: _Span
-) -> list[_Span]:
-    """Everyone's busy time, merged, grown by the buffers, keeping what touches ``within``.
+def _busy_offsets(busy: Sequence[TimeSlot], origin: int) -> tuple[list[int], list[int]]:
+    """Each busy slot's start rounded down and end rounded up, in seconds after ``origin``.
 
-    A slot [a, b) needs [a - before, b + after) free, i.e. it must miss [s - after, e + before).
-    Growing merged spans and merging again equals growing each one first, and is cheaper.
+    Seconds near ``origin`` stay below 2**30, where CPython compares and sorts ints fastest.
     """
-    starts: list[float] = []
-    ends: list[float] = []
-    for availability in availabilities:
-        # map() over C-level getters keeps the per-interval cost out of the interpreter loop.
-        starts.extend(map(datetime.timestamp, map(_start_of, availability.busy)))
-        ends.extend(map(datetime.timestamp, map(_end_of, availability.busy)))
-    if not starts:
-        return []
-    order = sorted(range(len(starts)), key=starts.__getitem__)  # float keys sort fastest
-    merged: list[tuple[float, float]] = []
-    run_start, run_end = starts[order[0]], ends[order[0]]
-    for index in order:
-        start, end = starts[index], ends[index]
-        if start <= run_end:
-            if end > run_end:
-                run_end = end
-        else:
-            merged.append((run_start, run_end))
-            run_start, run_end = start, end
-    merged.append((run_start, run_end))
-    low, high = within
-    grown = [
-        (math.floor(start) - after, math.ceil(end) + before)
-        for start, end in merged
-        if math.ceil(end) + before > low and math.floor(start) - after < high
-    ]
-    return _merge(grown)
+    floor_origin = datetime.fromtimestamp(origin, UTC)
+    # 999,999 µs earlier, so the floor of the difference is the ceiling of the true one.
+    ceil_origin = floor_origin - _UNDER_A_SECOND
+    # An aware difference is exact in any zone (and quickest for UTC, which needs no offset);
+    # its whole days and seconds are its floor. Both beat datetime.timestamp() and a float.
+    starts = [(d := s.start - floor_origin).days * _DAY + d.seconds for s in busy]
+    ends = [(d := s.end - ceil_origin).days * _DAY + d.seconds for s in busy]
+    return starts, ends
 
 
-_start_of = attrgetter("start")
-_end_of = attrgetter("end")
+_UNDER_A_SECOND = timedelta(microseconds=999_999)
+
+
+class _Busy:
+    """Busy intervals as two separately sorted lists, starts and ends, in seconds after origin.
+
+    Sorting starts and ends apart forgets which end belongs to which start, but not the union:
+    an instant is free exactly when as many intervals have ended as have started by then. So
+    the k-th smallest end closes a busy run exactly when the (k+1)-th smallest start is later.
+    """
+
+    __slots__ = ("ends", "origin", "starts")
+
+    def __init__(self, origin: int, starts: Iterable[int], ends: Iterable[int]) -> None:
+        self.origin = origin
+        self.starts = sorted(starts)
+        self.ends = sorted(ends)
+
+    @classmethod
+    def together(cls, origin: int, calendars: Sequence[tuple[list[int], list[int]]]) -> _Busy:
+        """Everyone's busy time at once, from ``_busy_offsets`` taken at ``origin``."""
+        starts = chain.from_iterable(starts for starts, _ in calendars)
+        return cls(origin, starts, chain.from_iterable(ends for _, ends in calendars))
+
+    def free_parts(
+        self, spans: Iterable[_Span], before: int, after: int, length: int
+    ) -> list[_Span]:
+        """The free pieces, at least ``length`` long, of ``spans`` (sorted and disjoint).
+
+        A slot [a, b) needs [a - before, b + after) free, i.e. it must miss [s - after, e + before)
+        for every busy [s, e). Only intervals ending inside a span are visited.
+        """
+        starts, ends, count = self.starts, self.ends, len(self.starts)
+        lead = self.origin - after  # starts[k] + lead: the k-th grown start, in epoch seconds
+        trail = self.origin + before  # ends[k] + trail: the k-th grown end
+        parts: list[_Span] = []
+        for low, high in spans:
+            k = bisect_right(ends, low - trail)  # how many intervals have ended by ``low``
+            cursor = low
+            while cursor < high:
+                if k < count and starts[k] + lead <= cursor:  # more started than ended: busy
+                    k += 1
+                    while (
+                        k < count
+                        and ends[k - 1] + trail < high
+                        and starts[k] + lead <= ends[k - 1] + trail
+                    ):
+                        k += 1
+                    cursor = ends[k - 1] + trail  # the run ends (or reaches past ``high``)
+                else:
+                    stop = min(starts[k] + lead, high) if k < count else high
+                    if stop - cursor >= length:
+                        parts.append((cursor, stop))
+                    cursor = stop
+        return parts
 
 
 # --- zones and working hours ------------------------------------------------------------------
@@ -378,12 +417,17 @@ def _grid_starts(
     return starts
 
 
+@lru_cache(maxsize=64)
+def _zone_clock(zone: str, first_day: int, last_day: int) -> _ZoneClock:
+    """The zone's offsets over whole UTC days (epoch day numbers), shared between searches."""
+    return _ZoneClock(zone_of(zone), first_day * _DAY, last_day * _DAY)
+
+
 class _WorkingCalendar:
     """Working spans over one range, per participant; shares the work between equal people."""
 
     def __init__(self, low: int, high: int) -> None:
         self.low, self.high = low, high
-        self._midnights: dict[str, tuple[date, list[int]]] = {}
         self._spans: dict[tuple[str, WorkingHours], list[_Span]] = {}
 
     def spans(self, person: Participant) -> list[_Span]:
@@ -392,40 +436,46 @@ class _WorkingCalendar:
     def spans_for(self, zone: str, hours: WorkingHours) -> list[_Span]:
         key = (zone, hours)
         if key not in self._spans:
-            self._spans[key] = self._compute(zone, hours)
+            low, high = self.low, self.high
+            tz = zone_of(zone)
+            first = datetime.fromtimestamp(low, tz).date()
+            last = datetime.fromtimestamp(high, tz).date()
+            days = _working_days(zone, hours, first, (last - first).days + 1)
+            self._spans[key] = [
+                (max(s, low), min(e, high)) for s, e in days if e > low and s < high
+            ]
         return self._spans[key]
 
-    def _compute(self, zone: str, hours: WorkingHours) -> list[_Span]:
-        first_day, midnights = self._local_midnights(zone)
-        spans: list[_Span] = []
-        for index in range(len(midnights) - 1):
-            day = first_day + timedelta(days=index)
-            periods = hours.days[day.weekday()]
-            if not periods:
-                continue
-            midnight = midnights[index]
-            if midnights[index + 1] - midnight == _DAY:  # no offset change on this day
-                for start, end in periods:
-                    finish = _DAY if end == time(0) else _seconds_of(end)
-                    spans.append((midnight + _seconds_of(start), midnight + finish))
-            else:  # a DST day: let the model read each wall time exactly
-                spans.extend(
-                    (_floor(slot.start), _ceil(slot.end)) for slot in hours.intervals_on(day, zone)
-                )
-        return _merge(_intersect(_merge(spans), [(self.low, self.high)]))
 
-    def _local_midnights(self, zone: str) -> tuple[date, list[int]]:
-        if zone not in self._midnights:
-            tz = zone_of(zone)
-            first = datetime.fromtimestamp(self.low, tz).date()
-            last = datetime.fromtimestamp(self.high, tz).date()
-            count = (last - first).days + 2
-            midnights = [
-                _floor(datetime.combine(first + timedelta(days=n), time(0), tz))
-                for n in range(count)
-            ]
-            self._midnights[zone] = (first, midnights)
-        return self._midnights[zone]
+@lru_cache(maxsize=1024)
+def _working_days(zone: str, hours: WorkingHours, first: date, count: int) -> tuple[_Span, ...]:
+    """Merged working spans of ``count`` local days from ``first``, DST-exact."""
+    midnights = _local_midnights(zone, first, count + 1)
+    spans: list[_Span] = []
+    for index in range(count):
+        day = first + timedelta(days=index)
+        periods = hours.days[day.weekday()]
+        if not periods:
+            continue
+        midnight = midnights[index]
+        if midnights[index + 1] - midnight == _DAY:  # no offset change on this day
+            for start, end in periods:
+                finish = _DAY if end == time(0) else _seconds_of(end)
+                spans.append((midnight + _seconds_of(start), midnight + finish))
+        else:  # a DST day: let the model read each wall time exactly
+            spans.extend(
+                (_floor(slot.start), _ceil(slot.end)) for slot in hours.intervals_on(day, zone)
+            )
+    return tuple(_merge(spans))
+
+
+@lru_cache(maxsize=256)
+def _local_midnights(zone: str, first: date, count: int) -> tuple[int, ...]:
+    """Epoch seconds of ``count`` local midnights from ``first``."""
+    tz = zone_of(zone)
+    return tuple(
+        _floor(datetime.combine(first + timedelta(days=n), time(0), tz)) for n in range(count)
+    )
 
 
 def _seconds_of(value: time) -> int:
@@ -632,26 +682,29 @@ def _apart(
 def _busy_reasons(
     talk: _Narrator,
     availabilities: Sequence[Availability],
+    calendars: Sequence[tuple[list[int], list[int]]],
+    busy: _Busy,
     common: list[_Span],
-    search: _Span,
     before: int,
     after: int,
 ) -> tuple[str, ...]:
-    """Who is busy throughout the shared working time, or that calendars together fill it."""
+    """Who is busy throughout the shared working time, or that calendars together fill it.
+
+    ``calendars`` are each person's ``_busy_offsets`` and ``busy`` all of them together, as the
+    search already has them; nothing is converted twice.
+    """
     duration = talk.duration
     throughout = [
-        a.participant.name
-        for a in availabilities
-        if not _fitting(_subtract(common, _busy_spans([a], 0, 0, search)), duration)
+        availability.participant.name
+        for availability, (starts, ends) in zip(availabilities, calendars, strict=True)
+        if not _Busy(busy.origin, starts, ends).free_parts(common, 0, 0, duration)
     ]
     if throughout:
         verb = "is" if len(throughout) == 1 else "are"
         return (f"{_names(throughout)} {verb} busy throughout the shared working hours.",)
-    if before or after:
-        bare = _busy_spans(availabilities, 0, 0, search)
-        if _fitting(_subtract(common, bare), duration):
-            return (
-                f"Calendars together leave no gap long enough for {talk.meeting} with the "
-                "buffer kept around other meetings.",
-            )
+    if (before or after) and busy.free_parts(common, 0, 0, duration):
+        return (
+            f"Calendars together leave no gap long enough for {talk.meeting} with the "
+            "buffer kept around other meetings.",
+        )
     return (f"Calendars together leave no gap long enough for {talk.meeting} in that window.",)

@@ -471,3 +471,180 @@ def test_every_offered_slot_obeys_every_rule(
                 assert not found.overlaps(
                     TimeSlot(busy.start - rules.buffer_after, busy.end + rules.buffer_before)
                 )
+
+
+# --- differential: the optimized engine against a straightforward reference -------------------
+
+
+def _floor(value: float) -> int:
+    return int(value // 1)
+
+
+def _ceil(value: float) -> int:
+    return -int(-value // 1)
+
+
+def _epoch_slot(start: int, seconds: int) -> TimeSlot:
+    return TimeSlot(
+        datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(start + seconds, UTC)
+    )
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _reference_starts(
+    people: list[Availability],
+    window: TimeSlot,
+    seconds: int,
+    now: datetime,
+    viewer_zone: str,
+    rules: SlotRules,
+    exact_start: datetime | None,
+) -> list[int]:
+    """Every start the rules allow, found by trying each grid instant (plus the exact start)."""
+    now_s = _ceil(now.timestamp())
+    earliest = max(
+        _ceil(window.start.timestamp()),
+        now_s + _ceil(rules.minimum_notice.total_seconds()),
+    )
+    latest = min(
+        _floor(window.end.timestamp()) - seconds,
+        now_s + _floor(rules.horizon.total_seconds()),
+    )
+    before = _ceil(rules.buffer_before.total_seconds())
+    after = _ceil(rules.buffer_after.total_seconds())
+    first_day = datetime.fromtimestamp(earliest, UTC).date() - timedelta(days=2)
+    days = [first_day + timedelta(days=n) for n in range((latest - earliest) // 86_400 + 5)]
+    working = [
+        _merged(
+            [
+                (_floor(s.start.timestamp()), _ceil(s.end.timestamp()))
+                for d in days
+                for s in a.participant.working_hours.intervals_on(d, a.participant.time_zone)
+            ]
+        )
+        for a in people
+    ]
+    busy = [
+        (_floor(b.start.timestamp()) - after, _ceil(b.end.timestamp()) + before)
+        for a in people
+        for b in a.busy
+    ]
+
+    def allowed(t: int) -> bool:
+        return (
+            earliest <= t <= latest
+            and all(any(s <= t and t + seconds <= e for s, e in spans) for spans in working)
+            and not any(s < t + seconds and t < e for s, e in busy)
+        )
+
+    viewer = UTC if viewer_zone == "UTC" else ZoneInfo(viewer_zone)
+    grid = rules.grid_minutes * 60
+    starts = set()
+    for t in range(earliest - earliest % 300, latest + 1, 300):  # every grid divides 5 min
+        wall = datetime.fromtimestamp(t, viewer)
+        if (wall.hour * 3600 + wall.minute * 60 + wall.second) % grid == 0 and allowed(t):
+            starts.add(t)
+    if exact_start is not None and allowed(_ceil(exact_start.timestamp())):
+        starts.add(_ceil(exact_start.timestamp()))
+    return sorted(starts)
+
+
+def _reference_page(
+    starts: list[int], seconds: int, viewer_zone: str, rules: SlotRules, page: int
+) -> tuple[list[int], bool]:
+    """Days first (at most per_day each, earliest days first), then filled; chronological."""
+    viewer = UTC if viewer_zone == "UTC" else ZoneInfo(viewer_zone)
+    by_day: dict[date, list[int]] = {}
+    for t in starts:
+        by_day.setdefault(datetime.fromtimestamp(t, viewer).date(), []).append(t)
+    queues = []
+    for day in sorted(by_day):
+        rest, order = by_day[day], []
+        while rest:  # repeated earliest-first chains of non-overlapping starts
+            chain, later, free_from = [], [], -1e18
+            for t in rest:
+                (chain if t >= free_from else later).append(t)
+                if t >= free_from:
+                    free_from = t + seconds
+            order += chain
+            rest = later
+        queues.append(order)
+    taken = [0] * len(queues)
+    chosen: list[int] = []
+    for _ in range(page + 1):
+        chosen = []
+        for cap in (rules.per_day, rules.max_offered):
+            for i, queue in enumerate(queues):
+                room = min(rules.max_offered - len(chosen), cap)
+                more = queue[taken[i] : taken[i] + room]
+                taken[i] += len(more)
+                chosen += more
+    return sorted(chosen), any(t < len(q) for t, q in zip(taken, queues, strict=True))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    case=scenarios(),
+    page=st.integers(0, 2),
+    notice=st.sampled_from([0, 30, 600]),
+    exact=st.none() | st.integers(-600, 24 * 60 * 10),
+    excluded=st.integers(0, 2),
+)
+def test_engine_matches_a_straightforward_reference(
+    case: tuple[list[Availability], TimeSlot, timedelta, datetime, str, SlotRules],
+    page: int,
+    notice: int,
+    exact: int | None,
+    excluded: int,
+) -> None:
+    """find_free_slots returns exactly the slots and has_more a brute-force search finds."""
+    people, window, duration, now, viewer, rules = case
+    rules = SlotRules(
+        grid_minutes=rules.grid_minutes,
+        minimum_notice=timedelta(minutes=notice),
+        buffer_before=rules.buffer_before,
+        buffer_after=rules.buffer_after,
+        horizon=rules.horizon,
+    )
+    exact_start = None
+    if exact is not None:  # some exact starts are off the grid, some by seconds
+        exact_start = window.start + timedelta(minutes=exact, seconds=7 * (exact % 3))
+    seconds = int(duration.total_seconds())
+    everything = _reference_starts(people, window, seconds, now, viewer, rules, None)
+    exclude = tuple(_epoch_slot(t, seconds) for t in everything[:excluded])
+    result = find_free_slots(
+        people,
+        window,
+        duration,
+        now=now,
+        viewer_zone=viewer,
+        rules=rules,
+        exact_start=exact_start,
+        page=page,
+        exclude=exclude,
+    )
+    starts = _reference_starts(people, window, seconds, now, viewer, rules, exact_start)
+    blocked = [(int(x.start.timestamp()), int(x.end.timestamp())) for x in exclude]
+    starts = [t for t in starts if not any(s < t + seconds and t < e for s, e in blocked)]
+    if exact_start is not None:
+        target = _ceil(exact_start.timestamp())
+        ranked = sorted(starts, key=lambda t: (abs(t - target), t))
+        size = rules.max_offered
+        chosen, more = ranked[page * size : (page + 1) * size], len(ranked) > (page + 1) * size
+    else:
+        chosen, more = _reference_page(starts, seconds, viewer, rules, page)
+    expected = tuple(_epoch_slot(t, seconds) for t in chosen)
+    assert result.slots == expected
+    assert result.has_more == (more and bool(chosen))
+    assert bool(result.reasons) == (not chosen)
+    for found in result.slots:
+        assert is_free(people, found, rules=rules, now=now)
