@@ -6,24 +6,37 @@ running process needs from ``Settings``, and ``Slotbot.close`` releases it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.calendars import CalendarProvider
+from bot.calendars.google import GoogleCalendar, GoogleSettings
+from bot.calendars.google_accounts import GoogleAccounts
 from bot.calendars.local import LocalCalendar
 from bot.config import Settings
 from bot.scheduling.booking import Scheduler
 from bot.store import Store, database_url_from
 from handlers import Services, register_handlers
 from handlers.http import SlackSignature, build_web_app
+from handlers.oauth_google import GoogleOAuthRoutes
+from handlers.retries import retry_handlers
 
-__all__ = ["Slotbot", "create_app", "open_slotbot", "slack_client"]
+__all__ = [
+    "Slotbot",
+    "create_app",
+    "google_accounts",
+    "google_settings",
+    "open_slotbot",
+    "slack_client",
+]
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 def utc_now() -> datetime:
@@ -33,18 +46,22 @@ def utc_now() -> datetime:
 def slack_client(settings: Settings) -> AsyncWebClient:
     """The Web API client: Slack's base URL from settings, 429s retried after ``Retry-After``.
 
-    Only rate-limit answers are retried: Slack did not act on them, so a retry cannot post twice.
+    429s are retried after ``Retry-After``; 5xx and timeouts only where a retry cannot post twice.
     """
     return AsyncWebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
         timeout=10,
-        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+        retry_handlers=retry_handlers(),
     )
 
 
 def create_app(
-    settings: Settings, scheduler: Scheduler, *, client: AsyncWebClient | None = None
+    settings: Settings,
+    scheduler: Scheduler,
+    *,
+    client: AsyncWebClient | None = None,
+    accounts: GoogleAccounts | None = None,
 ) -> AsyncApp:
     """The Bolt app with every handler registered. Signatures are checked by the HTTP layer."""
     app = AsyncApp(
@@ -53,7 +70,7 @@ def create_app(
         request_verification_enabled=False,
         process_before_response=False,
     )
-    register_handlers(app, Services(scheduler))
+    register_handlers(app, Services(scheduler, accounts=accounts))
     return app
 
 
@@ -65,12 +82,18 @@ class Slotbot:
     store: Store
     scheduler: Scheduler
     bolt: AsyncApp
+    accounts: GoogleAccounts | None = None
 
     def web_app(self) -> web.Application:
         """The aiohttp app for HTTP mode; refuses to run without a signing secret."""
         if not self.settings.slack_signing_secret:
             raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET to verify Slack's requests")
-        web_app = build_web_app(self.bolt, SlackSignature(self.settings.slack_signing_secret))
+        oauth = None
+        if self.accounts is not None:
+            oauth = GoogleOAuthRoutes(self.accounts, self.scheduler, self.bolt.client)
+        web_app = build_web_app(
+            self.bolt, SlackSignature(self.settings.slack_signing_secret), google_oauth=oauth
+        )
 
         async def close(_: web.Application) -> None:
             await self.close()
@@ -82,20 +105,68 @@ class Slotbot:
         await self.store.close()
 
 
+def google_settings(settings: Settings) -> GoogleSettings | None:
+    """How to reach Google Calendar, or None when Slotbot keeps its own (local) calendar."""
+    if settings.google_mode is None:
+        return None
+    return GoogleSettings(
+        api_url=settings.google_api_url,
+        service_account_file=settings.google_service_account_file,
+        delegation=settings.google_delegation,
+        calendar_id=settings.google_calendar_id,
+        send_updates=settings.google_send_updates,
+        conference=settings.google_meet,
+    )
+
+
+def google_accounts(
+    settings: Settings, store: Store, clock: Callable[[], datetime]
+) -> GoogleAccounts | None:
+    """People's own Google accounts, when each person connects theirs (the OAuth mode)."""
+    if settings.google_mode != "oauth":
+        return None
+    assert settings.google_oauth_client_file and settings.secret_key and settings.public_url
+    return GoogleAccounts(
+        store,
+        client_file=settings.google_oauth_client_file,
+        secret_key=settings.secret_key,
+        public_url=settings.public_url,
+        clock=clock,
+    )
+
+
+def _calendar_for(
+    settings: Settings, store: Store, accounts: GoogleAccounts | None, retry_sleep: Sleep
+) -> CalendarProvider:
+    google = google_settings(settings)
+    if google is None:
+        return LocalCalendar(store)
+    if accounts is not None:
+        return GoogleCalendar(google, user_credentials=accounts.credentials, sleep=retry_sleep)
+    return GoogleCalendar(google, sleep=retry_sleep)
+
+
 async def open_slotbot(
     settings: Settings,
     *,
     clock: Callable[[], datetime] = utc_now,
     calendar: CalendarProvider | None = None,
     client: AsyncWebClient | None = None,
+    retry_sleep: Sleep = asyncio.sleep,
 ) -> Slotbot:
-    """Open the store (migrating it) and build the scheduler and the Bolt app."""
+    """Open the store (migrating it) and build the scheduler and the Bolt app.
+
+    The calendar is Google's when settings configure it, else the local one; ``retry_sleep``
+    is how retries of an outside service wait between attempts (tests pass one that does not).
+    """
     store = await Store.open(database_url_from(settings.database_url, settings.data_dir))
+    accounts = google_accounts(settings, store, clock)
     scheduler = Scheduler(
         store,
-        calendar or LocalCalendar(store),
+        calendar or _calendar_for(settings, store, accounts, retry_sleep),
         clock=clock,
         default_duration_minutes=settings.default_duration_minutes,
         offer_ttl=timedelta(minutes=settings.offer_ttl_minutes),
     )
-    return Slotbot(settings, store, scheduler, create_app(settings, scheduler, client=client))
+    bolt = create_app(settings, scheduler, client=client, accounts=accounts)
+    return Slotbot(settings, store, scheduler, bolt, accounts)

@@ -9,11 +9,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from platformdirs import user_data_dir
 
-__all__ = ["ConfigError", "Settings", "read_dotenv"]
+__all__ = ["ConfigError", "GoogleMode", "SendUpdates", "Settings", "read_dotenv"]
 
 
 class ConfigError(ValueError):
@@ -65,6 +67,102 @@ def _zone(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+_SEND_UPDATES = ("none", "all", "externalOnly")
+#: Fernet and HMAC keys are derived from SLOTBOT_SECRET_KEY; shorter secrets are guessable.
+MIN_SECRET_KEY_LENGTH = 32
+DEFAULT_GOOGLE_API_URL = "https://www.googleapis.com/"
+
+GoogleMode = Literal["delegation", "shared", "oauth"]
+SendUpdates = Literal["none", "all", "externalOnly"]
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be 1/true or 0/false, got {env.get(name)!r}")
+
+
+def _file(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{name} names {raw!r}, which is not a readable file")
+    return path
+
+
+def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    raw = env.get(name, "").strip() or default
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"{name} must be an http(s) URL like https://host.example.com/, got {raw!r}"
+        )
+    return raw
+
+
+def _send_updates(env: Mapping[str, str]) -> SendUpdates:
+    raw = env.get("GOOGLE_SEND_UPDATES", "").strip() or "none"
+    for choice in _SEND_UPDATES:
+        if raw.lower() == choice.lower():
+            return choice  # type: ignore[return-value]  # one of the literal choices
+    raise ConfigError(f"GOOGLE_SEND_UPDATES must be none, all or externalOnly, got {raw!r}")
+
+
+def _check_google(settings: Settings) -> None:
+    """Refuse combinations that cannot work, naming what to set or unset."""
+    key_file, client_file = settings.google_service_account_file, settings.google_oauth_client_file
+    if key_file and client_file:
+        raise ConfigError(
+            "Set either GOOGLE_SERVICE_ACCOUNT_FILE (a service account) or "
+            "GOOGLE_OAUTH_CLIENT_FILE "
+            "(each person connects their own account), not both"
+        )
+    if settings.google_delegation and not key_file:
+        raise ConfigError(
+            "GOOGLE_DELEGATION needs GOOGLE_SERVICE_ACCOUNT_FILE (the service account key)"
+        )
+    if settings.google_calendar_id and not key_file:
+        raise ConfigError(
+            "GOOGLE_CALENDAR_ID (the shared calendar) needs GOOGLE_SERVICE_ACCOUNT_FILE, the key "
+            "of the service account the calendar is shared with"
+        )
+    if settings.google_delegation and settings.google_calendar_id:
+        raise ConfigError(
+            "With GOOGLE_DELEGATION=1 events go on each organizer's own calendar; unset "
+            "GOOGLE_CALENDAR_ID, or unset GOOGLE_DELEGATION to use the shared calendar"
+        )
+    if key_file and not (settings.google_delegation or settings.google_calendar_id):
+        raise ConfigError(
+            "GOOGLE_SERVICE_ACCOUNT_FILE needs GOOGLE_DELEGATION=1 (Workspace domain-wide "
+            "delegation) or GOOGLE_CALENDAR_ID (a calendar shared with the service account)"
+        )
+    if client_file:
+        if not settings.secret_key:
+            raise ConfigError(
+                "GOOGLE_OAUTH_CLIENT_FILE needs SLOTBOT_SECRET_KEY: people's Google tokens are "
+                "stored encrypted with it (make one with: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')"
+            )
+        if not settings.public_url:
+            raise ConfigError(
+                "GOOGLE_OAUTH_CLIENT_FILE needs SLOTBOT_PUBLIC_URL, the https:// address where "
+                "people's browsers reach Slotbot (for /google/oauth/callback)"
+            )
+    if settings.secret_key is not None and len(settings.secret_key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"SLOTBOT_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters of random text"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Slotbot's configuration; see README.md, "Configuration", for each variable."""
@@ -81,6 +179,18 @@ class Settings:
     default_duration_minutes: int = 30
     offer_ttl_minutes: int = 60 * 24
     log_level: str = "INFO"
+    google_service_account_file: Path | None = None
+    google_delegation: bool = False
+    google_calendar_id: str | None = None
+    google_oauth_client_file: Path | None = None
+    google_api_url: str = DEFAULT_GOOGLE_API_URL
+    google_meet: bool = False
+    google_send_updates: SendUpdates = "none"
+    secret_key: str | None = field(default=None, repr=False)
+    public_url: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_google(self)
 
     @classmethod
     def from_env(
@@ -98,6 +208,10 @@ class Settings:
         if not api_url.endswith("/"):
             api_url += "/"
         data_dir = text("SLOTBOT_DATA_DIR")
+        google_api_url = _url(env, "GOOGLE_API_URL", DEFAULT_GOOGLE_API_URL) or ""
+        if not google_api_url.endswith("/"):
+            google_api_url += "/"
+        public_url = _url(env, "SLOTBOT_PUBLIC_URL", None)
         return cls(
             slack_bot_token=text("SLACK_BOT_TOKEN"),
             slack_signing_secret=text("SLACK_SIGNING_SECRET"),
@@ -113,7 +227,25 @@ class Settings:
             default_duration_minutes=_int(env, "SLOTBOT_DEFAULT_DURATION", 30, 5, 8 * 60),
             offer_ttl_minutes=_int(env, "SLOTBOT_OFFER_TTL_MINUTES", 60 * 24, 1, 60 * 24 * 30),
             log_level=(text("LOG_LEVEL") or "INFO").upper(),
+            google_service_account_file=_file(env, "GOOGLE_SERVICE_ACCOUNT_FILE"),
+            google_delegation=_flag(env, "GOOGLE_DELEGATION"),
+            google_calendar_id=text("GOOGLE_CALENDAR_ID"),
+            google_oauth_client_file=_file(env, "GOOGLE_OAUTH_CLIENT_FILE"),
+            google_api_url=google_api_url,
+            google_meet=_flag(env, "GOOGLE_MEET"),
+            google_send_updates=_send_updates(env),
+            secret_key=text("SLOTBOT_SECRET_KEY"),
+            public_url=public_url.rstrip("/") if public_url else None,
         )
+
+    @property
+    def google_mode(self) -> GoogleMode | None:
+        """How Slotbot reaches Google Calendar, or None for the local calendar."""
+        if self.google_service_account_file is not None:
+            return "delegation" if self.google_delegation else "shared"
+        if self.google_oauth_client_file is not None:
+            return "oauth"
+        return None
 
     @property
     def mode(self) -> str:

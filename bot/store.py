@@ -362,11 +362,45 @@ _SCHEMA_VERSION = sa.Table(
     sa.Column("applied_at", UTCDateTime(), nullable=False),
 )
 
+
+def _define_v3(md: sa.MetaData) -> None:
+    # People's own Google accounts (per-user OAuth): the refresh token only ever encrypted.
+    sa.Table(
+        "google_accounts",
+        md,
+        sa.Column("team_id", sa.String(32), primary_key=True),
+        sa.Column("user_id", sa.String(32), primary_key=True),
+        sa.Column("refresh_token", sa.Text, nullable=False),
+        sa.Column("scopes", _JSON, nullable=False),
+        sa.Column("connected_at", UTCDateTime(), nullable=False),
+    )
+    # Signed OAuth states already redeemed, kept until they would have expired anyway.
+    sa.Table(
+        "used_oauth_states",
+        md,
+        sa.Column("nonce", sa.String(64), primary_key=True),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Index("ix_used_oauth_states_expires_at", "expires_at"),
+    )
+    # The last offer a person got while their own calendar could not be read.
+    sa.Table(
+        "pending_requests",
+        md,
+        sa.Column("team_id", sa.String(32), primary_key=True),
+        sa.Column("user_id", sa.String(32), primary_key=True),
+        sa.Column("offer_id", sa.String(64), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+    )
+
+
 _V1 = sa.MetaData()
 _define_v1(_V1)
+_V3 = sa.MetaData()
+_define_v3(_V3)
 
 metadata = sa.MetaData()
 _define_v1(metadata)
+_define_v3(metadata)
 offers = metadata.tables["offers"]
 bookings = metadata.tables["bookings"]
 booking_members = metadata.tables["booking_members"]
@@ -374,6 +408,9 @@ user_settings = metadata.tables["user_settings"]
 local_events = metadata.tables["local_events"]
 local_event_attendees = metadata.tables["local_event_attendees"]
 processed_events = metadata.tables["processed_events"]
+google_accounts = metadata.tables["google_accounts"]
+used_oauth_states = metadata.tables["used_oauth_states"]
+pending_requests = metadata.tables["pending_requests"]
 
 
 async def _create_v1(conn: AsyncConnection) -> None:
@@ -390,12 +427,17 @@ async def _index_attendance(conn: AsyncConnection) -> None:
     )
 
 
+async def _create_v3(conn: AsyncConnection) -> None:
+    await conn.run_sync(_V3.create_all)
+
+
 _Migration = Callable[[AsyncConnection], Any]
 
 # The ordered history of the schema: (version, what it does, the step). Append only.
 _MIGRATIONS: tuple[tuple[int, str, _Migration], ...] = (
     (1, "offers, bookings, settings, local calendar, processed events", _create_v1),
     (2, "index local event attendance by person", _index_attendance),
+    (3, "Google accounts, used OAuth states, pending requests", _create_v3),
 )
 LATEST_VERSION = _MIGRATIONS[-1][0]
 
@@ -817,6 +859,96 @@ class Store:
                 processed_events.delete().where(processed_events.c.received_at < before)
             )
         return int(result.rowcount)
+
+    # -- Google accounts (per-user OAuth) --
+
+    async def save_google_account(
+        self, team_id: str, user_id: str, sealed_token: str, scopes: Sequence[str], now: datetime
+    ) -> None:
+        """Store (or replace) a person's encrypted refresh token; the caller encrypts it."""
+        values = {"refresh_token": sealed_token, "scopes": list(scopes), "connected_at": now}
+        statement = self._insert(google_accounts).values(team_id=team_id, user_id=user_id, **values)
+        async with self._write() as conn:
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[google_accounts.c.team_id, google_accounts.c.user_id],
+                    set_=values,
+                )
+            )
+
+    async def get_google_account(
+        self, team_id: str, user_id: str
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """The person's encrypted refresh token and its scopes, if they connected."""
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(google_accounts.c.refresh_token, google_accounts.c.scopes).where(
+                        google_accounts.c.team_id == team_id, google_accounts.c.user_id == user_id
+                    )
+                )
+            ).first()
+        return (str(row[0]), tuple(row[1])) if row else None
+
+    async def delete_google_account(self, team_id: str, user_id: str) -> bool:
+        """Forget the person's token; False if there was none."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                google_accounts.delete().where(
+                    google_accounts.c.team_id == team_id, google_accounts.c.user_id == user_id
+                )
+            )
+        return bool(result.rowcount)
+
+    async def redeem_oauth_state(self, nonce: str, expires_at: datetime, now: datetime) -> bool:
+        """Mark a signed OAuth state used; True only the first time (and drop expired marks)."""
+        async with self._write() as conn:
+            await conn.execute(
+                used_oauth_states.delete().where(used_oauth_states.c.expires_at < now)
+            )
+            result = await conn.execute(
+                self._insert(used_oauth_states)
+                .values(nonce=nonce, expires_at=expires_at)
+                .on_conflict_do_nothing()
+            )
+        return bool(result.rowcount)
+
+    async def oauth_state_redeemed(self, nonce: str) -> bool:
+        async with self._read() as conn:
+            found = (
+                await conn.execute(
+                    sa.select(used_oauth_states.c.nonce).where(used_oauth_states.c.nonce == nonce)
+                )
+            ).first()
+        return found is not None
+
+    # -- requests waiting for a calendar --
+
+    async def remember_pending_request(
+        self, team_id: str, user_id: str, offer_id: str, now: datetime
+    ) -> None:
+        """Note the person's latest offer made without their calendar (one per person)."""
+        statement = self._insert(pending_requests).values(
+            team_id=team_id, user_id=user_id, offer_id=offer_id, updated_at=now
+        )
+        async with self._write() as conn:
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[pending_requests.c.team_id, pending_requests.c.user_id],
+                    set_={"offer_id": offer_id, "updated_at": now},
+                )
+            )
+
+    async def take_pending_request(self, team_id: str, user_id: str) -> str | None:
+        """The pending offer id, removed so that it is re-run at most once."""
+        where = (pending_requests.c.team_id == team_id, pending_requests.c.user_id == user_id)
+        async with self._write() as conn:
+            offer_id = (
+                await conn.execute(sa.select(pending_requests.c.offer_id).where(*where))
+            ).scalar()
+            if offer_id is not None:
+                await conn.execute(pending_requests.delete().where(*where))
+        return str(offer_id) if offer_id is not None else None
 
     # -- the local calendar --
 

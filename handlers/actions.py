@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import OfferError, SlotTakenError
 from handlers import blocks, ids
-from handlers.conversation import replace_message, share_invite
+from handlers.conversation import conversation_link, replace_message, share_invite
 from handlers.errors import reporting_errors
 from handlers.payloads import Click, read_click
 from handlers.services import Services
@@ -28,9 +28,16 @@ def register(app: AsyncApp, services: Services) -> None:
         if target is None:
             raise OfferError("That button is not one of mine any more. Run `/schedule` again.")
         offer_id, index = target
+        # An ephemeral offer has no permalink; the thread it answers (or its channel) does.
+        link = await conversation_link(
+            client,
+            click.team_id,
+            click.channel_id,
+            click.thread_ts or (None if click.ephemeral else click.message_ts),
+        )
         try:
             confirmation = await services.scheduler.book(
-                click.team_id, click.user_id, offer_id, index
+                click.team_id, click.user_id, offer_id, index, conversation_link=link
             )
         except SlotTakenError as taken:
             proposal = await services.scheduler.current_offer(

@@ -28,10 +28,14 @@ from handlers import ids
 __all__ = [
     "confirmation_blocks",
     "confirmation_text",
+    "connect_blocks",
+    "connected_text",
     "date_token",
+    "disconnected_text",
     "escape",
     "help_blocks",
     "home_blocks",
+    "nothing_to_connect_text",
     "offer_blocks",
     "offer_text",
     "withdrawn_blocks",
@@ -116,6 +120,10 @@ def offer_blocks(proposal: Proposal, *, note: str | None = None) -> list[Block]:
         context.append(
             f"I could not read the calendar of {names}; those times follow working hours only."
         )
+        # The provider's own words say what to do about it (connect, share, ask an admin).
+        context.extend(
+            escape(_clip(reason, 200)) for reason in dict.fromkeys(proposal.unreadable_reasons[:5])
+        )
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" ".join(context))]))
 
     if not proposal.slots:
@@ -164,6 +172,10 @@ def _slot_row(slot: TimeSlot, index: int, offer_id: str, zone: str) -> SectionBl
     )
 
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _offer_actions(offer_id: str, *, has_more: bool) -> ActionsBlock:
     buttons = []
     if has_more:
@@ -189,7 +201,14 @@ def confirmation_blocks(confirmation: Confirmation) -> list[Block]:
     details = [f"With {_people(confirmation.participants)}"]
     if booking.event_link:
         details.append(f"<{escape(booking.event_link)}|Open in calendar>")
-    details.append(f"The invite is attached as `{escape(confirmation.filename)}`.")
+    if confirmation.invites_attendees:
+        details.append(f"The invite is attached as `{escape(confirmation.filename)}`.")
+    else:
+        details.append(
+            "The event is on the team calendar, not in anyone's own calendar: "
+            f"`{escape(confirmation.filename)}` above is the invitation, so open it to add "
+            "the meeting to yours."
+        )
     return [
         SectionBlock(text=MarkdownTextObject(text="\n".join(lines))),
         ContextBlock(elements=[MarkdownTextObject(text=" · ".join(details))]),
@@ -230,6 +249,60 @@ def home_blocks(bookings: Sequence[Booking]) -> list[Block]:
         )
     blocks.append(DividerBlock())
     return blocks + help_blocks()
+
+
+def connect_blocks(link: str, minutes: int) -> list[Block]:
+    """The private connect link: where it goes, what Google will ask, how long it lasts."""
+    return [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=f"*<{escape(link)}|Connect your Google Calendar>*\n"
+                "Google will ask to let Slotbot see your free/busy times and manage the events "
+                "it books for you. Slotbot never reads your events' details."
+            )
+        ),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"The link is yours alone and works once, for {minutes} minutes. "
+                    "`/schedule disconnect` removes the connection at any time."
+                )
+            ]
+        ),
+    ]
+
+
+def connected_text() -> str:
+    """The DM after someone connected their Google account."""
+    return (
+        ":white_check_mark: Your Google Calendar is connected: I'll offer times around your "
+        "meetings and put what you book on your calendar. `/schedule disconnect` undoes it."
+    )
+
+
+def disconnected_text(was_connected: bool, revoked: bool) -> str:
+    """The answer to ``/schedule disconnect``."""
+    if not was_connected:
+        return "Your Google Calendar was not connected, so there was nothing to disconnect."
+    if revoked:
+        return (
+            "Disconnected: Google has withdrawn Slotbot's access and I have forgotten your "
+            "token. Offers now follow your working hours only."
+        )
+    return (
+        "Disconnected: I have forgotten your token, but Google did not answer, so please also "
+        "remove Slotbot at https://myaccount.google.com/permissions."
+    )
+
+
+def nothing_to_connect_text(calendar_name: str) -> str:
+    """``/schedule connect`` when people do not connect their own accounts here."""
+    if calendar_name == "google":
+        return (
+            "Google Calendar is set up for the whole workspace here, so there is nothing for "
+            "you to connect."
+        )
+    return "This Slotbot keeps its own calendar; there is no Google account to connect."
 
 
 def withdrawn_blocks() -> list[Block]:

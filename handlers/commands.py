@@ -14,6 +14,8 @@ from handlers.payloads import read_command
 from handlers.services import Services
 
 HELP_WORDS = {"", "help", "?", "-h", "--help"}
+CONNECT_WORDS = {"connect", "connect google", "connect calendar"}
+DISCONNECT_WORDS = {"disconnect", "disconnect google", "disconnect calendar"}
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -31,6 +33,9 @@ def register(app: AsyncApp, services: Services) -> None:
         if request.text.lower() in HELP_WORDS:
             await respond(text="How to use /schedule", blocks=blocks.help_blocks())
             return
+        if request.text.lower() in CONNECT_WORDS | DISCONNECT_WORDS:
+            await _account(services, request.team_id, request.user_id, request.text, respond)
+            return
         proposal = await services.scheduler.propose(
             request.team_id,
             request.user_id,
@@ -47,3 +52,28 @@ def register(app: AsyncApp, services: Services) -> None:
             blocks=blocks.offer_blocks(proposal),
             respond=respond,
         )
+
+
+async def _account(
+    services: Services, team_id: str, user_id: str, text: str, respond: AsyncRespond
+) -> None:
+    """``/schedule connect`` and ``/schedule disconnect``: only the person sees the answer."""
+    accounts = services.accounts
+    if accounts is None:
+        message = blocks.nothing_to_connect_text(services.scheduler.calendar.name)
+        await respond(text=message, response_type="ephemeral")
+        return
+    if text.lower() in CONNECT_WORDS:
+        link = accounts.connect_link(team_id, user_id)
+        minutes = int(accounts.state_ttl.total_seconds() // 60)
+        await respond(
+            text="Connect your Google Calendar",
+            blocks=blocks.connect_blocks(link, minutes),
+            response_type="ephemeral",
+        )
+        return
+    result = await accounts.disconnect(team_id, user_id)
+    await respond(
+        text=blocks.disconnected_text(result.was_connected, result.revoked),
+        response_type="ephemeral",
+    )

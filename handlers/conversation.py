@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
@@ -19,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.scheduling.booking import Confirmation
 from handlers.blocks import escape
 
-__all__ = ["Place", "post_to", "replace_message", "share_invite"]
+__all__ = ["Place", "conversation_link", "post_to", "replace_message", "share_invite"]
 
 #: Errors that mean "the bot cannot post here", so the requester's DM is used instead.
 _CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
@@ -78,6 +79,24 @@ async def replace_message(
         await respond(text=text, blocks=blocks, replace_original=True)
         return
     await client.chat_update(channel=channel_id, ts=message_ts, text=text, blocks=blocks)
+
+
+async def conversation_link(
+    client: AsyncWebClient, team_id: str, channel_id: str | None, message_ts: str | None
+) -> str | None:
+    """A link back to where a meeting was asked for: the message's permalink when it has one
+    (a thread, a DM), else Slack's deep link to the channel; None without a channel."""
+    if not channel_id:
+        return None
+    if message_ts:
+        try:
+            found = await client.chat_getPermalink(channel=channel_id, message_ts=message_ts)
+            link = found.get("permalink")
+            if isinstance(link, str) and link:
+                return link
+        except SlackApiError:
+            pass  # an ephemeral or deleted message has no permalink: the channel will do
+    return "https://slack.com/app_redirect?" + urlencode({"team": team_id, "channel": channel_id})
 
 
 async def share_invite(client: AsyncWebClient, confirmation: Confirmation, *, user_id: str) -> str:

@@ -1,4 +1,5 @@
-"""The HTTP edge: ``POST /slack/events`` (signed Slack requests) and ``GET /healthz``.
+"""The HTTP edge: ``POST /slack/events`` (signed Slack requests), ``GET /healthz`` and, when
+people connect their own Google accounts, the ``/google/oauth/*`` pages (``oauth_google``).
 
 Signatures are checked here, before Bolt sees anything: forged, stale, future, missing and
 malformed timestamps are all 401 (Bolt alone answers 500 to a non-numeric one), unreadable
@@ -19,6 +20,8 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+
+from handlers.oauth_google import GoogleOAuthRoutes
 
 __all__ = ["MAX_BODY_BYTES", "SlackSignature", "build_web_app"]
 
@@ -63,9 +66,17 @@ def _readable(body: str, content_type: str) -> bool:
 
 
 def build_web_app(
-    bolt: AsyncApp, signature: SlackSignature | None, *, path: str = "/slack/events"
+    bolt: AsyncApp,
+    signature: SlackSignature | None,
+    *,
+    path: str = "/slack/events",
+    google_oauth: GoogleOAuthRoutes | None = None,
 ) -> web.Application:
-    """The aiohttp application serving Bolt; ``signature`` None only for trusted callers."""
+    """The aiohttp application serving Bolt; ``signature`` None only for trusted callers.
+
+    With ``google_oauth`` it also serves ``/google/oauth/start`` and ``/google/oauth/callback``
+    (people connecting their own Google Calendar).
+    """
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
     web_app[READY] = {"ready": False}
 
@@ -102,5 +113,7 @@ def build_web_app(
 
     web_app.router.add_post(path, slack_events)
     web_app.router.add_get("/healthz", healthz)
+    if google_oauth is not None:
+        google_oauth.register(web_app.router)
     web_app.on_startup.append(mark_ready)
     return web_app

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.calendars.google_accounts import GoogleAccounts
 from bot.scheduling.booking import Scheduler
 from handlers.directory import PeopleCache, SlackDirectory
 
@@ -14,6 +15,7 @@ from handlers.directory import PeopleCache, SlackDirectory
 class Services:
     scheduler: Scheduler
     people: PeopleCache = field(default_factory=PeopleCache)
+    accounts: GoogleAccounts | None = None  # people's own Google accounts, when they connect
 
     def directory(self, client: AsyncWebClient) -> SlackDirectory:
         """The people directory of the workspace ``client`` speaks for."""

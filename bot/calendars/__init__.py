@@ -108,6 +108,11 @@ class CalendarProvider(Protocol):
 
     name: str
 
+    @property
+    def invites_attendees(self) -> bool:
+        """Whether events land on the attendees' own calendars; if not, the .ics is the invite."""
+        ...
+
     async def free_busy(
         self, team_id: str, people: Sequence[Participant], start: datetime, end: datetime
     ) -> FreeBusy:

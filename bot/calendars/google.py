@@ -24,6 +24,7 @@ covers what Slotbot does; a Workspace admin grants exactly these two for delegat
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import random
 import threading
@@ -75,7 +76,8 @@ _DOCUMENT_PATH = (
 )
 
 UserCredentials = Callable[[str, str], Any]
-"""``(team_id, user_id) -> google.oauth2.credentials.Credentials | None`` for per-user OAuth."""
+"""``(team_id, user_id) -> google.oauth2.credentials.Credentials | None`` for per-user OAuth;
+it may also return an awaitable of that (a lookup in the database)."""
 
 
 def calendar_discovery_document(api_url: str = DEFAULT_API_URL) -> dict[str, Any]:
@@ -244,9 +246,9 @@ class GoogleCalendar:
             "create the event",
             tolerate=frozenset({409}),
         )
-        answer = await self._call(principal, insert)
+        answer = await self._call(principal, insert, team_id)
         if answer is None:  # 409: an earlier attempt created it; ours is the only such id
-            answer = await self._call(principal, self._get_plan(calendar, event.event_id))
+            answer = await self._call(principal, self._get_plan(calendar, event.event_id), team_id)
             if answer.get("status") == "cancelled":
                 raise CalendarError(
                     "This meeting was already booked and then cancelled in Google Calendar, "
@@ -269,7 +271,7 @@ class GoogleCalendar:
             calendar,
             "change the event",
         )
-        return _created(await self._call(principal, plan), reported)
+        return _created(await self._call(principal, plan, team_id), reported)
 
     async def delete_event(self, team_id: str, calendar_id: str, event_id: str) -> None:
         """Delete the event; one that is unknown (404) or already deleted (410) is fine."""
@@ -286,7 +288,7 @@ class GoogleCalendar:
             "cancel the event",
             tolerate=frozenset({404, 410}),
         )
-        await self._call(principal, plan)
+        await self._call(principal, plan, team_id)
 
     # --- free/busy -------------------------------------------------------------------------
 
@@ -348,7 +350,7 @@ class GoogleCalendar:
     ) -> None:
         # Each token sees its owner's calendars, so each connected person is one query.
         principal = _Principal("oauth", user_id=person.user_id)
-        if self._oauth_credentials(team_id, person.user_id) is None:
+        if await self._oauth_credentials(team_id, person.user_id) is None:
             unavailable[person.user_id] = (
                 f"{person.name} has not connected Google Calendar (/schedule connect)."
             )
@@ -456,7 +458,8 @@ class GoogleCalendar:
         while True:
             attempt += 1
             try:
-                return await asyncio.to_thread(self._execute, principal, plan, team_id)
+                credentials = await self._credentials(principal, team_id)
+                return await asyncio.to_thread(self._execute, principal, plan, credentials)
             except _Retryable as failure:
                 if attempt >= self.settings.attempts:
                     raise self._gave_up(plan, failure) from failure
@@ -470,9 +473,8 @@ class GoogleCalendar:
                     raise self._gave_up(plan, failure) from failure
                 await self._sleep(delay)
 
-    def _execute(self, principal: _Principal, plan: _Plan, team_id: str) -> Any:
+    def _execute(self, principal: _Principal, plan: _Plan, credentials: Any) -> Any:
         """One attempt, in a worker thread, on a fresh Http that is closed before returning."""
-        credentials = self._credentials(principal, team_id)
         http = httplib2.Http(timeout=self.settings.timeout, proxy_info=None)
         with self._lock:
             self.http_opened += 1
@@ -501,10 +503,10 @@ class GoogleCalendar:
             with self._lock:
                 self.http_closed += 1
 
-    def _credentials(self, principal: _Principal, team_id: str) -> Any:
+    async def _credentials(self, principal: _Principal, team_id: str) -> Any:
         if principal.kind == "oauth":
             assert principal.user_id is not None
-            credentials = self._oauth_credentials(team_id, principal.user_id)
+            credentials = await self._oauth_credentials(team_id, principal.user_id)
             if credentials is None:
                 raise CalendarError(
                     "Your Google Calendar is not connected; use /schedule connect first."
@@ -523,9 +525,10 @@ class GoogleCalendar:
                 self._service_accounts[principal.subject] = cached
             return cached
 
-    def _oauth_credentials(self, team_id: str, user_id: str) -> Any:
+    async def _oauth_credentials(self, team_id: str, user_id: str) -> Any:
         assert self._user_credentials is not None
-        return self._user_credentials(team_id, user_id)
+        found = self._user_credentials(team_id, user_id)
+        return await found if inspect.isawaitable(found) else found
 
     # --- explaining failures ---------------------------------------------------------------
 

@@ -23,6 +23,8 @@ class LocalCalendar:
     """A ``CalendarProvider`` over the ``local_events`` table."""
 
     name = "local"
+    #: Attendees are busy in their own local calendar during the event.
+    invites_attendees = True
 
     def __init__(self, store: Store) -> None:
         self._store = store

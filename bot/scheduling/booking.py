@@ -12,7 +12,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from bot.calendars import Attendee, CalendarEvent, CalendarProvider, CreatedEvent, event_id_for
+from bot.calendars import (
+    Attendee,
+    CalendarEvent,
+    CalendarProvider,
+    CreatedEvent,
+    FreeBusy,
+    event_id_for,
+)
 from bot.errors import OfferError, PermissionDeniedError, RequestError, SlotTakenError
 from bot.invites import InviteDetails, InviteParty, build_invite, invite_filename
 from bot.models import Booking, BookingState, Participant, ScheduleObject, TimeSlot
@@ -48,6 +55,7 @@ class Proposal:
     reasons: tuple[str, ...]
     unreadable: tuple[str, ...]  # names of people whose calendar could not be read
     exact_start: datetime | None = None
+    unreadable_reasons: tuple[str, ...] = ()  # why, in the calendar provider's words
 
     @property
     def slots(self) -> tuple[TimeSlot, ...]:
@@ -60,7 +68,11 @@ class Proposal:
 
 @dataclass(frozen=True, slots=True)
 class Confirmation:
-    """A booked meeting and its invite; ``fresh`` is False when an earlier click booked it."""
+    """A booked meeting and its invite; ``fresh`` is False when an earlier click booked it.
+
+    ``invites_attendees`` is False when the event is on a calendar the attendees do not see
+    (a shared calendar): the ``.ics`` is then their only invitation.
+    """
 
     booking: Booking
     participants: tuple[Participant, ...]
@@ -68,6 +80,7 @@ class Confirmation:
     filename: str
     fresh: bool
     offer: Offer
+    invites_attendees: bool = True
 
 
 def booking_key_for(team_id: str, offer_id: str) -> str:
@@ -120,7 +133,7 @@ class Scheduler:
         if not request.duration_minutes and settings == UserSettings():
             duration = self.default_duration_minutes
         window = TimeSlot(request.window_start, request.window_end)
-        search, unreadable = await self._search(
+        search, busy = await self._search(
             team_id, participants, window, duration, settings, now, request.exact_start, 0
         )
         offer = await self.store.create_offer(
@@ -142,10 +155,70 @@ class Scheduler:
                 "exact_start": request.exact_start.isoformat() if request.exact_start else None,
                 "has_more": search.has_more,
                 "reasons": list(search.reasons),
-                "unreadable": list(unreadable),
+                **_unreadable_extra(participants, busy),
             },
         )
+        await self._remember_if_unread(offer, busy, now)
         return _proposal(offer)
+
+    async def rerun_pending(self, team_id: str, user_id: str) -> Proposal | None:
+        """Offer again what the person last asked while their calendar could not be read.
+
+        The new offer has the same people, window, length and title, searched now; the old
+        offer is closed. None when nothing is pending or that offer has closed or expired.
+        """
+        offer_id = await self.store.take_pending_request(team_id, user_id)
+        if offer_id is None:
+            return None
+        now = self.clock()
+        old = await self.store.get_offer(team_id, offer_id, now)
+        if old is None or not old.is_open or old.requester_id != user_id:
+            return None
+        settings = await self.store.get_settings(team_id, user_id)
+        participants = _participants_of(old)
+        exact = old.extra.get("exact_start")
+        search, busy = await self._search(
+            team_id,
+            participants,
+            old.window,
+            old.duration_minutes,
+            settings,
+            now,
+            datetime.fromisoformat(exact) if exact else None,
+            0,
+        )
+        offer = await self.store.create_offer(
+            team_id=team_id,
+            requester_id=user_id,
+            participant_ids=old.participant_ids,
+            duration_minutes=old.duration_minutes,
+            time_zone=old.time_zone,
+            window=old.window,
+            slots=search.slots,
+            now=now,
+            ttl=self.offer_ttl,
+            title=old.title,
+            channel_id=old.channel_id,
+            thread_ts=old.thread_ts,
+            recurrence=old.recurrence,
+            extra={
+                **old.extra,
+                "has_more": search.has_more,
+                "reasons": list(search.reasons),
+                **_unreadable_extra(participants, busy),
+            },
+        )
+        await self.store.close_offer(team_id, old.id, now)
+        await self._remember_if_unread(offer, busy, now)
+        return _proposal(offer)
+
+    async def _remember_if_unread(self, offer: Offer, busy: FreeBusy, now: datetime) -> None:
+        # Without the requester's own calendar the offer is a guess; once they connect it
+        # (or it becomes readable), rerun_pending offers it again properly.
+        if offer.requester_id in busy.unavailable:
+            await self.store.remember_pending_request(
+                offer.team_id, offer.requester_id, offer.id, now
+            )
 
     async def more_times(self, team_id: str, user_id: str, offer_id: str) -> Proposal:
         """The next page of slots for an open offer of this user's."""
@@ -167,7 +240,7 @@ class Scheduler:
         settings = await self.store.get_settings(offer.team_id, offer.requester_id)
         participants = _participants_of(offer)
         exact = offer.extra.get("exact_start")
-        search, unreadable = await self._search(
+        search, busy = await self._search(
             offer.team_id,
             participants,
             offer.window,
@@ -186,17 +259,29 @@ class Scheduler:
             **updated.extra,
             "has_more": search.has_more,
             "reasons": list(search.reasons),
-            "unreadable": list(unreadable),
+            **_unreadable_extra(participants, busy),
         }
         return _proposal(replace(updated, extra=extra))
 
     # -- booking --
 
-    async def book(self, team_id: str, user_id: str, offer_id: str, index: int) -> Confirmation:
+    async def book(
+        self,
+        team_id: str,
+        user_id: str,
+        offer_id: str,
+        index: int,
+        *,
+        conversation_link: str | None = None,
+    ) -> Confirmation:
         """Book slot ``index`` of the offer: re-check, create the event, build the invite.
 
         A second call for the same offer (double click, retry, another slot) returns the
-        booking the first made, with ``fresh`` False, and creates nothing.
+        booking the first made, with ``fresh`` False, and creates nothing. If an earlier
+        attempt claimed the booking but failed to create the event (the calendar refused or
+        was down), the requester's next click resumes it: same slot, same event id, and this
+        call, the one that finishes it, is ``fresh``. ``conversation_link`` is where the
+        request was made; the event's description points back to it.
         """
         now = self.clock()
         key = booking_key_for(team_id, offer_id)
@@ -254,7 +339,7 @@ class Scheduler:
         if not fresh and booking.state != BookingState.PENDING:
             return await self._confirmation(booking, offer, fresh=False, now=now)
         created = await self.calendar.create_event(
-            team_id, _calendar_event(booking, participants, event_id)
+            team_id, _calendar_event(booking, participants, event_id, conversation_link)
         )
         stored = await self.store.update_booking(
             team_id,
@@ -270,7 +355,8 @@ class Scheduler:
             current = await self.store.get_booking(team_id, key)
             assert current is not None
             return await self._confirmation(current, offer, fresh=False, now=now)
-        return await self._confirmation(stored, offer, fresh=fresh, now=now, created=created)
+        # Whoever moved it from PENDING delivers it, first attempt or a resumed one.
+        return await self._confirmation(stored, offer, fresh=True, now=now, created=created)
 
     async def upcoming(self, team_id: str, user_id: str, limit: int = 20) -> list[Booking]:
         """The person's meetings that have not ended yet, soonest first."""
@@ -324,6 +410,7 @@ class Scheduler:
             filename=invite_filename(booking.title, slot.start.astimezone(_zone(booking))),
             fresh=fresh,
             offer=offer,
+            invites_attendees=self.calendar.invites_attendees,
         )
 
     # -- helpers --
@@ -375,7 +462,7 @@ class Scheduler:
         now: datetime,
         exact_start: datetime | None,
         page: int,
-    ) -> tuple[SlotSearch, tuple[str, ...]]:
+    ) -> tuple[SlotSearch, FreeBusy]:
         rules = self._rules(settings)
         horizon_end = now + rules.horizon
         read_end = max(min(window.end, horizon_end), window.start) + rules.buffer_after
@@ -396,8 +483,7 @@ class Scheduler:
             exact_start=exact_start,
             page=page,
         )
-        unreadable = tuple(p.name for p in participants if p.user_id in busy.unavailable)
-        return search, unreadable
+        return search, busy
 
     async def _still_free(
         self,
@@ -432,6 +518,15 @@ def _expired() -> OfferError:
     return OfferError(
         "This offer has expired or was cancelled. Run `/schedule` again to see fresh times."
     )
+
+
+def _unreadable_extra(participants: Sequence[Participant], busy: FreeBusy) -> dict[str, Any]:
+    """The offer's record of whose calendar could not be read, and the provider's reasons."""
+    unread = [p for p in participants if p.user_id in busy.unavailable]
+    return {
+        "unreadable": [p.name for p in unread],
+        "unreadable_reasons": [busy.unavailable[p.user_id] for p in unread],
+    }
 
 
 def _unique(people: Sequence[Participant]) -> tuple[Participant, ...]:
@@ -495,6 +590,7 @@ def _proposal(offer: Offer) -> Proposal:
         reasons=tuple(offer.extra.get("reasons", ())),
         unreadable=tuple(offer.extra.get("unreadable", ())),
         exact_start=datetime.fromisoformat(exact) if exact else None,
+        unreadable_reasons=tuple(offer.extra.get("unreadable_reasons", ())),
     )
 
 
@@ -512,9 +608,15 @@ def _zone(booking: Booking) -> Any:
 
 
 def _calendar_event(
-    booking: Booking, participants: Sequence[Participant], event_id: str
+    booking: Booking,
+    participants: Sequence[Participant],
+    event_id: str,
+    conversation_link: str | None = None,
 ) -> CalendarEvent:
     slot = booking.slot
+    description = "Booked with Slotbot from Slack."
+    if conversation_link:
+        description = f"Booked with Slotbot from Slack: {conversation_link}"
     return CalendarEvent(
         event_id=event_id,
         calendar_id=booking.organizer_id,
@@ -522,7 +624,7 @@ def _calendar_event(
         start=slot.start,
         end=slot.end,
         time_zone=booking.schedule.start_time.time_zone,
-        description="Booked with Slotbot from Slack.",
+        description=description,
         attendees=tuple(Attendee.of(p) for p in participants[1:]),
         organizer=Attendee.of(participants[0]),
         recurrence=tuple(booking.schedule.recurrence or ()),

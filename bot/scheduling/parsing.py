@@ -21,8 +21,6 @@ from bot.errors import RequestError
 from bot.models import MeetingRequest, wall_to_instant, zone_of
 from bot.scheduling.phrases import (
     CONTEXT_OPENERS,
-    FILLER_END_RE,
-    FILLER_RE,
     GENERIC_TITLES,
     MEETING_NOUNS,
     MONTH_PATTERN,
@@ -33,7 +31,9 @@ from bot.scheduling.phrases import (
     ZONE_NAMED,
     ZONES,
     count_of,
+    leading_filler,
     month_number,
+    trailing_filler,
     weekday_number,
 )
 
@@ -88,6 +88,23 @@ def _is_emoji(char: str) -> bool:
     )
 
 
+_CONTROLS_TO_SPACE = {code: " " for code in (*range(32), *range(0x7F, 0xA0)) if code != ord("\n")}
+
+
+class _EmojiToSpace(dict[int, str]):
+    """A ``str.translate`` table that blanks emoji, filled in as characters are first seen."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        value = " " if _is_emoji(char) else char
+        if len(self) < 1 << 16:  # a bound, so odd input cannot grow it without limit
+            self[code] = value
+        return value
+
+
+_EMOJI_TO_SPACE = _EmojiToSpace()
+
+
 @dataclass
 class _Message:
     text: str
@@ -112,7 +129,7 @@ def _clean(raw: str) -> _Message:
         return _BREAK
 
     # Line breaks survive: they separate agenda bullets and sentences for the title.
-    text = "".join(" " if (ord(c) < 32 and c != "\n") or 0x7F <= ord(c) < 0xA0 else c for c in raw)
+    text = raw.translate(_CONTROLS_TO_SPACE)
     text = _MENTION_RE.sub(mention, text)
     text = _LINK_LABEL_RE.sub(lambda m: f" {m.group(1)} ", text)
     text = _ANGLE_RE.sub(_BREAK, text)
@@ -120,7 +137,7 @@ def _clean(raw: str) -> _Message:
     text = text.translate(_TRANSLATE)
     text = _STRUCK_RE.sub(" ", text)
     text = _EMOJI_CODE_RE.sub(" ", text)
-    text = "".join(" " if _is_emoji(c) else c for c in text)
+    text = text.translate(_EMOJI_TO_SPACE)
     text = _UNDERSCORE_RE.sub("", text)
     text = _HANDLE_RE.sub(handle, text)
     # "re:" / "topic:" introduce the title; the colon must not split the clause before it.
@@ -223,8 +240,40 @@ def _day_expr(s: str) -> str:
     )
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
+# The scanner reads lowercased text, where IGNORECASE only matters for the few characters that
+# fold onto an ASCII letter without being one; elsewhere a case-sensitive twin gives the same
+# matches and lets the regex engine skip ahead on literal first characters.
+_FOLDS_TO_ASCII = re.compile("[A-Z\u0130\u0131\u017f\u212a]")
+# Keyed by id(): hashing a compiled pattern hashes its whole program, on every lookup.
+_CASE_SENSITIVE: dict[int, re.Pattern[str]] = {}
+# Words a match cannot do without: each group lists alternatives, and one of every group must
+# be in the (lowercased) text, or the pattern is not run at all. _DIGIT stands for any \d.
+_NEEDS: dict[int, tuple[tuple[str, ...], ...]] = {}
+_DIGIT = r"\d"
+_GATE_FROM = 200
+_DIGIT_RE = re.compile(r"\d")
+_TIME_NEED = (_DIGIT, "noon", "midday", "midnight")
+_DAY_NEED = (
+    _DIGIT, "day", "tom", "tmr", "tmw", "2mo", "2mr", "tod", "tdy",
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    "mon", "tue", "tus", "teu", "wed", "wen", "thu", "thr", "fri", "fir", "sat", "sun",
+)  # fmt: skip
+_MONTH_NEED = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_PROTECTED_NEED = ("1:1", "1-on-1", "1on1", "one", "24/7", "'s", "day", "year", "quarter",
+                   "q1", "q2", "q3", "q4", "h1", "h2", "fy")  # fmt: skip
+_PERIOD_NEED = ("week", "wk", "eow", "eom", "month", "day", "now", "asap", "a.s.a.p",
+                "whenever", "time", "convenience")  # fmt: skip
+_BOUND_NEED = ("after", "before", "earl", "start", "from", "by", "til", "later", "finish",
+               "end", "wrap", "done", "over")  # fmt: skip
+_HOUR_NEED = (*_TIME_NEED, "one", "two", "three", "four", "five", "six", "seven", "eight",
+              "nine", "ten", "eleven", "twelve")  # fmt: skip
+
+
+def _compile(pattern: str, *needs: tuple[str, ...]) -> re.Pattern[str]:
+    compiled = re.compile(pattern, re.IGNORECASE)
+    _CASE_SENSITIVE[id(compiled)] = re.compile(pattern)
+    _NEEDS[id(compiled)] = needs
+    return compiled
 
 
 _TP_MER = r"(?:a\.m\.?|p\.m\.?|am|pm|(?<=\d)a\b|(?<=\d)p\b)"
@@ -246,12 +295,14 @@ _PROTECTED = _compile(
     rf"|\b(?:yesterday|today|tomorrow|tonight|(?:last|this|next)\s+(?:week|month|year|quarter)"
     rf"|last\s+{WD}|{WD})'s\b"
     rf"|(?<!in\s)\b\d{{1,4}}[- ]day\b(?!s)|\b(?:last|this|next)\s+(?:year|quarter)\b"
-    rf"|\b(?:q[1-4]|h[12]|fy\d{{2,4}})\b"
+    rf"|\b(?:q[1-4]|h[12]|fy\d{{2,4}})\b",
+    _PROTECTED_NEED,
 )
 _PAST = _compile(
     rf"\b(?:{NUM}|couple|few|several)\s+(?:hours?|hrs?|minutes?|mins?|days?|weeks?|months?)\s+ago\b"
     rf"|\byesterday\b|\blast\s+(?:{WD}|week|night|month)\b|\bearlier\s+today\b"
-    rf"|\bthis\s+past\s+{WD}\b|\bday\s+before\s+yesterday\b"
+    rf"|\bthis\s+past\s+{WD}\b|\bday\s+before\s+yesterday\b",
+    ("ago", "yesterday", "last", "earlier", "past"),
 )
 _PAST_NARRATION = _compile(
     r"\b(?:was|were|did|had|went|got|came|saw|met|made|said|told|sent|broke|ran|spoke|began"
@@ -260,25 +311,31 @@ _PAST_NARRATION = _compile(
 _WITHIN_HOURS = _compile(
     rf"\b(?:(?:within|in|during|over)\s+)?(?:the\s+)?next\s+(?P<n>{NUM}|couple(?:\s+of)?|few)?\s*"
     rf"(?P<u>hours?|hrs?|minutes?|mins?)\b"
-    rf"|\bwithin\s+(?:the\s+)?(?P<n2>{NUM})\s+(?P<u2>hours?|hrs?|minutes?|mins?)\b"
+    rf"|\bwithin\s+(?:the\s+)?(?P<n2>{NUM})\s+(?P<u2>hours?|hrs?|minutes?|mins?)\b",
+    ("next", "within"),
 )
 _NEXT_DAYS = _compile(
     rf"\b(?:(?:within|in|during|over)\s+)?(?:the\s+)?next\s+(?:(?P<n>{NUM})|(?:a\s+)?couple(?:\s+of)?"
     rf"|(?:a\s+)?few)\s+(?P<u>days?|weeks?)\b"
-    rf"|\bwithin\s+(?:the\s+)?(?P<n2>{NUM})\s+(?P<u2>days?|weeks?)\b"
+    rf"|\bwithin\s+(?:the\s+)?(?P<n2>{NUM})\s+(?P<u2>days?|weeks?)\b",
+    ("next", "within"),
 )
 _IN_DELTA = _compile(
     rf"(?<!lock\s)(?<!pencil\s)(?<!fit\s)(?<!squeeze\s)(?<!slot\s)(?<!put\s)"
     rf"\bin\s+(?:(?P<hh>an\s+hour\s+and\s+a\s+half)|(?P<half>half\s+an?\s+hour)"
-    rf"|(?P<n>\d+(?:\.\d+)?|{NUM})\s*(?P<u>hours?|hrs?|h|minutes?|mins?|m)(?:\s+and\s+a\s+half)?)\b"
+    rf"|(?P<n>\d+(?:\.\d+)?|{NUM})\s*(?P<u>hours?|hrs?|h|minutes?|mins?|m)(?:\s+and\s+a\s+half)?)\b",
+    ("in",),
+    ("h", "m"),
 )
 _IN_DAYS = _compile(
     rf"\bin\s+(?P<n>{NUM})\s+(?P<u>days?|weeks?)\b"
-    rf"|\b(?P<n2>{NUM})\s+(?P<u2>days?|weeks?)\s+from\s+(?:now|today)\b"
+    rf"|\b(?P<n2>{NUM})\s+(?P<u2>days?|weeks?)\s+from\s+(?:now|today)\b",
+    ("day", "week"),
 )
 _RECUR = _compile(
     rf"\b(?:every|each)\s+(?:other\s+)?(?P<wd>{WD})s?\b|\bon\s+(?P<wd2>{WD})s\b"
-    rf"|\b(?P<freq>weekly|daily|biweekly|bi-weekly|fortnightly|monthly|every\s+(?:week|day|month|weekday))\b"
+    rf"|\b(?P<freq>weekly|daily|biweekly|bi-weekly|fortnightly|monthly|every\s+(?:week|day|month|weekday))\b",
+    ("every", "each", "on", "weekly", "daily", "bi-weekly", "fortnightly", "monthly"),
 )
 _DURATION = _compile(
     rf"{_B}(?:(?P<ninety>(?:an?\s+|one\s+)?hour\s+and\s+a\s+half|(?:one|1)\s+and\s+a\s+half\s+hours?)"
@@ -290,32 +347,40 @@ _DURATION = _compile(
     rf"|(?P<h>\d+(?:\.\d+)?|an?|one|two|three|four)\s*-?\s*(?P<hu>hours?|hrs?|h)\b"
     rf"(?:\s*(?:and\s+)?(?P<hmin>\d{{1,2}})\s*(?:minutes?|mins?|m)\b)?"
     rf"|(?P<m>\d{{1,3}}|five|ten|fifteen|twenty|thirty|forty-five|forty|fifty|sixty|ninety)"
-    rf"\s*-?\s*(?:minutes?|mins?|m)\b)"
+    rf"\s*-?\s*(?:minutes?|mins?|m)\b)",
+    ("h", "m"),
 )
 _WORDS_MINUTES = {
     "five": 5, "ten": 10, "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40,
     "forty-five": 45, "fifty": 50, "sixty": 60, "ninety": 90,
 }  # fmt: skip
-_WEEK_OF = _compile(rf"\bweek\s+of\s+(?:the\s+)?{_day_expr('a')}")
+_WEEK_OF = _compile(rf"\bweek\s+of\s+(?:the\s+)?{_day_expr('a')}", ("week",), _DAY_NEED)
 _NTH_WEEKDAY = _compile(
     rf"\b(?P<ord>first|1st|second|2nd|third|3rd|fourth|4th|last)\s+(?P<wd>{WD})\s+(?:of|in)\s+"
-    rf"(?P<mon>{MON})\b(?:\s+(?P<y>\d{{4}}))?"
+    rf"(?P<mon>{MON})\b(?:\s+(?P<y>\d{{4}}))?",
+    _MONTH_NEED,
 )
 _MONTH_DAY_RANGE = _compile(
     rf"\b(?P<mon>{MON})\.?\s+(?P<a>\d{{1,2}})(?:st|nd|rd|th)?\s*(?:-|to|through|thru|until|till)\s*"
-    rf"(?P<b>\d{{1,2}})(?:st|nd|rd|th)?\b{_NOT_TIME_AFTER}"
+    rf"(?P<b>\d{{1,2}})(?:st|nd|rd|th)?\b{_NOT_TIME_AFTER}",
+    _MONTH_NEED,
 )
 _DAY_RANGE = _compile(
     rf"(?:\b(?:between|from)\s+)?{_B}{_day_expr('a')}\s*(?:-|and|to|through|thru|until|till|or)\s*"
-    rf"{_day_expr('b')}{_E}"
+    rf"{_day_expr('b')}{_E}",
+    ("-", "and", "to", "thr", "til", "or"),
+    _DAY_NEED,
 )
 _DAY_BOUND = _compile(
     rf"(?<!day\s)\b(?P<pre>by|before|after|until|till|til|no\s+later\s+than|not\s+later\s+than)\s+"
-    rf"(?:(?:the\s+)?end\s+of\s+)?(?:on\s+)?{_day_expr('a')}{_E}"
+    rf"(?:(?:the\s+)?end\s+of\s+)?(?:on\s+)?{_day_expr('a')}{_E}",
+    ("by", "before", "after", "til", "later"),
+    _DAY_NEED,
 )
 _EOD = _compile(
     rf"\b(?:(?:by|before|until|till|at)\s+)?(?:the\s+)?(?:eod|cob|eob|close\s+of\s+business"
-    rf"|end\s+of\s+(?:the\s+)?(?:business\s+|work\s+)?day)\b(?:\s+(?:on\s+)?{_day_expr('a')}{_E})?"
+    rf"|end\s+of\s+(?:the\s+)?(?:business\s+|work\s+)?day)\b(?:\s+(?:on\s+)?{_day_expr('a')}{_E})?",
+    ("eod", "cob", "eob", "close", "end"),
 )
 _PERIODS = _compile(
     r"\b(?:(?P<early>early\s+next\s+week)|(?P<late>(?:late|later)\s+next\s+week|end\s+of\s+next\s+week)"
@@ -328,27 +393,34 @@ _PERIODS = _compile(
     r"|(?P<nextmonth>next\s+month)"
     r"|(?P<today>later\s+today|rest\s+of\s+(?:the\s+)?day|rest\s+of\s+today)"
     r"|(?P<weekfrom>(?:a|one|1)\s+week\s+from\s+(?:today|now))"
-    r"|(?P<noop>right\s+now|asap|a\.s\.a\.p\.?|whenever|any\s*time|sometime|at\s+your\s+convenience))\b"
+    r"|(?P<noop>right\s+now|asap|a\.s\.a\.p\.?|whenever|any\s*time|sometime|at\s+your\s+convenience))\b",
+    _PERIOD_NEED,
 )
 _WEEKDAY_OF_WEEK = _compile(
     rf"{_B}(?:on\s+)?(?P<wd>{WD})\b,?\s+(?:of\s+)?(?P<which>next|this)\s+week\b"
-    rf"|\b(?P<which2>next|this)\s+week\s+(?:on\s+)?(?P<wd2>{WD})\b"
+    rf"|\b(?P<which2>next|this)\s+week\s+(?:on\s+)?(?P<wd2>{WD})\b",
+    ("week",),
 )
-_SINGLE_DAY = _compile(rf"{_B}{_day_expr('a')}{_E}")
+_SINGLE_DAY = _compile(rf"{_B}{_day_expr('a')}{_E}", _DAY_NEED)
 _PARTS = _compile(
     r"\b(?:(?P<mod>this|in\s+the|during\s+the|tomorrow|tmrw)\s+)?(?P<adj>early|late)?[- ]?"
     r"(?P<part>morning|afternoon|arvo|aft|evening|night)(?:s|-?ish)?\b"
-    r"|\b(?P<tonight>tonight|tonite|2nite)\b|\b(?P<first>first\s+thing)(?:\s+in\s+the\s+morning)?\b"
+    r"|\b(?P<tonight>tonight|tonite|2nite)\b|\b(?P<first>first\s+thing)(?:\s+in\s+the\s+morning)?\b",
+    ("morning", "aft", "arvo", "evening", "night", "tonite", "2nite", "first"),
 )
 _TIME_RANGE = _compile(
     rf"(?:\b(?P<kind>between|btw|btwn|from)\s+)?{_B}{_time_piece('a')}\s*(?P<sep>-|and|to|till|until|til)"
-    rf"\s*{_time_piece('b')}{_ZONE_SUFFIX}"
+    rf"\s*{_time_piece('b')}{_ZONE_SUFFIX}",
+    _TIME_NEED,
+    ("-", "and", "to", "til"),
 )
 _BOUND = _compile(
     rf"\b(?:(?P<lo>after|not\s+before|no\s+earlier\s+than|starting(?:\s+at|\s+from)?|from|earliest)"
     rf"|(?P<hi>before|by|until|till|til|no\s+later\s+than|not\s+later\s+than"
     rf"|(?:(?:has|have|needs?|got)\s+to\s+|must\s+|should\s+|to\s+)?(?:finish|end|wrap\s+up|be\s+done"
-    rf"|be\s+over|done)(?:\s+(?:by|before|at))?))\s+(?:at\s+)?{_time_piece('a')}{_ZONE_SUFFIX}"
+    rf"|be\s+over|done)(?:\s+(?:by|before|at))?))\s+(?:at\s+)?{_time_piece('a')}{_ZONE_SUFFIX}",
+    _TIME_NEED,
+    _BOUND_NEED,
 )
 _NUM_WORD_HOURS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d{1,2}"
 _ISH = r"(?:\s*-?ish\b)?"  # "11ish", "3pm-ish": treated as exact (section 5)
@@ -361,15 +433,16 @@ _SINGLE_TIME = _compile(
     rf"|{_B}(?P<h3>\d{{3,4}})\s*(?P<mer3>{_TP_MER})?{_ISH}(?![\w/]|[:.]\d)"
     rf"|{_B}(?P<h4>\d{{1,2}})h(?P<m4>\d{{2}})?\b"
     rf"|{_B}(?P<h5>\d{{1,2}}|{_NUM_WORD_HOURS})(?P<oc>\s*o'?clock)?{_ISH}(?![\w/]|[:.]\d)"
-    rf"){_ISH}{_ZONE_SUFFIX}"
+    rf"){_ISH}{_ZONE_SUFFIX}",
+    _HOUR_NEED,
 )
 # A number right after a day that counts something is not an hour ("friday 3 people").
 _COUNTED = _compile(
     r"\s*(?:people|persons?|folks|of\b|times|x\b|more|others|slots?|sessions?|meetings?|calls?"
     r"|interviews?|candidates?|items?|topics?|teams?|days?|weeks?|months?|years?)"
 )
-_ZONE_ALONE = _compile(rf"\b(?:in\s+)?(?P<zone>{ZONE_NAMED})\b")
-_BAD_TIME = _compile(r"(?<![\w:.])(\d{1,2}):(\d{2})(?![\d:])|\b(\d{1,2})\s*([ap]m)\b")
+_ZONE_ALONE = _compile(rf"\b(?:in\s+)?(?P<zone>{ZONE_NAMED})\b", ("time", "gmt", "utc"))
+_BAD_TIME = _compile(r"(?<![\w:.])(\d{1,2}):(\d{2})(?![\d:])|\b(\d{1,2})\s*([ap]m)\b", (_DIGIT,))
 _HOUR_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
@@ -398,6 +471,11 @@ class _Scanner:
         self.mask = message.mask
         self.today = today
         self.facts = _Facts()
+        self.plain = _FOLDS_TO_ASCII.search(self.low) is None
+        # Checking the needs costs more than it saves on a chat-sized message.
+        self.gated = self.plain and len(self.low) > _GATE_FROM
+        self.digit = self.gated and _DIGIT_RE.search(self.low) is not None
+        self.narration = (-1, -1, False)
 
     def free(self, start: int, end: int) -> bool:
         return not any(self.mask[start:end])
@@ -408,6 +486,11 @@ class _Scanner:
             self.facts.sched_positions.append(start)
 
     def each(self, pattern: re.Pattern[str], handle: Callable[[re.Match[str]], object]) -> None:
+        key = id(pattern)
+        if self.gated and not all(any(map(self.holds, group)) for group in _NEEDS[key]):
+            return
+        if self.plain:
+            pattern = _CASE_SENSITIVE[key]
         position = 0
         # A bound on tries keeps pathological input (thousands of bare numbers) fast.
         for _ in range(_MAX_TRIES):
@@ -454,7 +537,7 @@ class _Scanner:
 
     def on_past(self, match: re.Match[str]) -> str | None:
         sentence_start = max(self.low.rfind(c, 0, match.start()) for c in ".!?\n") + 1
-        if _PAST_NARRATION.search(self.low, sentence_start, match.start()):
+        if self.narrated(sentence_start, match.start()):
             return "kept"  # "we fixed it yesterday": context, not a request for yesterday
         self.facts.past.append(match.start())
         return None
@@ -817,6 +900,20 @@ class _Scanner:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def holds(self, word: str) -> bool:
+        return self.digit if word == _DIGIT else word in self.low
+
+    def narrated(self, start: int, end: int) -> bool:
+        """Whether a past-tense verb stands in ``low[start:end]``; ``end`` ends a word."""
+        # Matches come left to right, so one sentence is read once, not once per match.
+        seen_start, seen_end, found = self.narration
+        if seen_start == start and seen_end <= end:
+            found = found or _PAST_NARRATION.search(self.low, seen_end, end) is not None
+        else:
+            found = _PAST_NARRATION.search(self.low, start, end) is not None
+        self.narration = (start, end, found)
+        return found
+
     def set_zone(self, match: re.Match[str]) -> None:
         zone = match.groupdict().get("zone")
         if zone:
@@ -1143,17 +1240,28 @@ _LEADING_GENERIC_FOR = re.compile(
     r"(?:for|to)\s+",
     re.IGNORECASE,
 )
+_USED_RUN = re.compile(rb"\x01+")
+# _LEADING_GENERIC_FOR cannot match a chunk without this inside, nor any part of that chunk.
+_GENERIC_FOR_HINT = re.compile(
+    r"(?:meeting|call|chat|time|slot|sync|minutes?)\s+(?:for|to)\s", re.IGNORECASE
+)
 _ARTICLES = re.compile(r"^(?:(?:a|an|the|quick|short|brief)\s+)+", re.IGNORECASE)
 
 
 def _strip_edges(chunk: str) -> str:
+    # Every pass takes one filler off each end, so no pass may scan the whole chunk: the
+    # fillers are looked up at the two ends only.
+    generic_for = _GENERIC_FOR_HINT.search(chunk) is not None
     previous = None
     while chunk != previous:
         previous = chunk
         chunk = chunk.strip(_EDGE_JUNK)
-        chunk = FILLER_RE.sub("", chunk, count=1)
-        chunk = FILLER_END_RE.sub("", chunk, count=1)
-        chunk = _LEADING_GENERIC_FOR.sub("", chunk, count=1)
+        chunk = chunk[leading_filler(chunk) :]
+        end = trailing_filler(chunk)
+        if end:
+            chunk = chunk[: end[0]] + chunk[end[1] :]
+        if generic_for:
+            chunk = _LEADING_GENERIC_FOR.sub("", chunk, count=1)
         chunk = CONTEXT_OPENERS.sub("", chunk, count=1)
     return " ".join(chunk.split())
 
@@ -1166,10 +1274,12 @@ def _is_generic(title: str) -> bool:
 def _title(message: _Message, facts: _Facts) -> str | None:
     if message.quoted:
         return message.quoted
-    text = "".join(
-        _BREAK if flag == _USED else char
-        for char, flag in zip(message.text, message.mask, strict=True)
-    )
+    pieces: list[str] = []
+    last = 0
+    for run in _USED_RUN.finditer(message.mask):
+        pieces += (message.text[last : run.start()], _BREAK * (run.end() - run.start()))
+        last = run.end()
+    text = "".join(pieces) + message.text[last:]
     best: tuple[int, int, str] | None = None
     for index, clause in enumerate(_CLAUSE_SPLIT.split(text)):
         if not clause.strip(_EDGE_JUNK + _BREAK):
@@ -1189,16 +1299,21 @@ def _title(message: _Message, facts: _Facts) -> str | None:
     return best[2] if best else None
 
 
+# A run of used characters gives one split, not one empty chunk per character.
+_BREAKS = re.compile(f"{_BREAK}+")
+
+
+@lru_cache(maxsize=1024)  # long junk repeats one clause many times
 def _clause_title(clause: str) -> str | None:
     introducer = _INTRODUCER_RE.search(clause)
     if introducer:
         after = clause[introducer.end() :]
-        for chunk in after.split(_BREAK):
+        for chunk in _BREAKS.split(after):
             cleaned = _strip_edges(chunk)
             if cleaned:
                 return cleaned
     fallback = None
-    for chunk in clause.split(_BREAK):
+    for chunk in _BREAKS.split(clause):
         cleaned = _strip_edges(chunk)
         if not cleaned:
             continue
@@ -1215,6 +1330,11 @@ def _fixed(instant: datetime) -> datetime:
     """The same instant with a fixed UTC offset, so equality never trips over ``fold``."""
     offset = instant.utcoffset() or timedelta(0)
     return instant.astimezone(timezone(offset))
+
+
+#: Letters that case-insensitive matching equates with ASCII ones but that lowercase to
+#: something else (long s, Kelvin sign, dotted/dotless i): read them as the ASCII letter.
+_LOOKALIKES = str.maketrans({"ſ": "s", "\u212a": "k", "ı": "i", "İ": "I"})
 
 
 def parse_request(text: str, now: datetime, tz: str) -> MeetingRequest:
@@ -1235,7 +1355,7 @@ def parse_request(text: str, now: datetime, tz: str) -> MeetingRequest:
         raise _fail("The reference time has no time zone.")
     local_now = now.astimezone(zone)
     today = local_now.date()
-    message = _clean(text)
+    message = _clean(text.translate(_LOOKALIKES))
     facts = _Scanner(message, today).run()
     window = _resolve(facts, now, tz, today)
     if facts.duration is not None:

@@ -220,6 +220,37 @@ FILLER_END_RE = re.compile(
     r"(?<![\w'\-])(?:" + "|".join(re.escape(p) for p in FILLER_PHRASES) + r")$", re.IGNORECASE
 )
 
+# Case-sensitive twins for lowercased text free of the few characters IGNORECASE folds onto an
+# ASCII letter without lowercasing to it; the end one reads the tail backwards, so both try
+# their phrases at one position only instead of scanning.
+_LONGEST_FILLER = max(len(p) for p in FILLER_PHRASES)
+_FILLER_HEAD = re.compile(r"(?:" + "|".join(re.escape(p) for p in FILLER_PHRASES) + r")(?![\w'\-])")
+_FILLER_TAIL_REVERSED = re.compile(
+    r"(?:" + "|".join(re.escape(p[::-1]) for p in FILLER_PHRASES) + r")(?![\w'\-])"
+)
+_FOLDS = re.compile("[\u0130\u0131\u017f\u212a]")
+
+
+def leading_filler(chunk: str) -> int:
+    """Length of the filler ``FILLER_RE`` finds at the start of ``chunk`` (0 if none)."""
+    head = chunk[: _LONGEST_FILLER + 1]
+    folded = _FOLDS.search(head)
+    match = FILLER_RE.match(chunk) if folded else _FILLER_HEAD.match(head.lower())
+    return match.end() if match else 0
+
+
+def trailing_filler(chunk: str) -> tuple[int, int] | None:
+    """Span of the filler ``FILLER_END_RE`` finds at the end of ``chunk``, if any."""
+    # "$" also stands before a final newline, and no filler holds one.
+    end = len(chunk) - 1 if chunk.endswith("\n") else len(chunk)
+    start = max(0, end - _LONGEST_FILLER - 1)
+    if _FOLDS.search(chunk, start, end):
+        found = FILLER_END_RE.search(chunk, start)
+        return found.span() if found else None
+    match = _FILLER_TAIL_REVERSED.match(chunk[start:end][::-1].lower())
+    return (end - match.end(), end) if match else None
+
+
 # Section 8 names the generic remainders; pronouns and bare units are not titles either.
 # Nouns such as "catch up" or "session" do name a meeting and stay as titles.
 GENERIC_TITLES = frozenset(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,90 @@ def test_bad_values_name_the_variable(env: dict[str, str], name: str) -> None:
     """A value Slotbot cannot use raises ConfigError naming the variable."""
     with pytest.raises(ConfigError, match=name):
         Settings.from_env(env, dotenv=None)
+
+
+def _google_env(tmp_path: Path, **env: str) -> dict[str, str]:
+    key = tmp_path / "key.json"
+    key.write_text("{}")
+    names = {"KEY": str(key)}
+    return {name: value.format(**names) for name, value in env.items()}
+
+
+def test_no_google_variables_means_the_local_calendar(tmp_path: Path) -> None:
+    """Without GOOGLE_* variables Slotbot keeps its own calendar."""
+    settings = Settings.from_env({}, dotenv=None)
+    assert settings.google_mode is None
+    assert settings.google_api_url == "https://www.googleapis.com/"
+    assert settings.google_send_updates == "none" and settings.google_meet is False
+
+
+@pytest.mark.parametrize(
+    ("env", "mode"),
+    [
+        ({"GOOGLE_SERVICE_ACCOUNT_FILE": "{KEY}", "GOOGLE_DELEGATION": "true"}, "delegation"),
+        ({"GOOGLE_SERVICE_ACCOUNT_FILE": "{KEY}", "GOOGLE_CALENDAR_ID": "c@group"}, "shared"),
+        (
+            {
+                "GOOGLE_OAUTH_CLIENT_FILE": "{KEY}",
+                "SLOTBOT_SECRET_KEY": "k" * 32,
+                "SLOTBOT_PUBLIC_URL": "https://slotbot.example.com/",
+            },
+            "oauth",
+        ),
+    ],
+)
+def test_each_google_mode_follows_from_its_variables(
+    tmp_path: Path, env: dict[str, str], mode: str
+) -> None:
+    """Key file + delegation, key file + calendar id, or an OAuth client file pick the mode."""
+    settings = Settings.from_env(
+        {**_google_env(tmp_path, **env), "GOOGLE_MEET": "1", "GOOGLE_SEND_UPDATES": "all"},
+        dotenv=None,
+    )
+    assert settings.google_mode == mode
+    assert settings.google_meet is True and settings.google_send_updates == "all"
+    if mode == "oauth":
+        assert settings.public_url == "https://slotbot.example.com"
+        assert "k" * 32 not in repr(settings), "the secret key never appears in a repr"
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"GOOGLE_DELEGATION": "1"}, "GOOGLE_DELEGATION needs GOOGLE_SERVICE_ACCOUNT_FILE"),
+        ({"GOOGLE_SERVICE_ACCOUNT_FILE": "{KEY}"}, "needs GOOGLE_DELEGATION=1"),
+        ({"GOOGLE_CALENDAR_ID": "c@group"}, "GOOGLE_CALENDAR_ID"),
+        (
+            {
+                "GOOGLE_SERVICE_ACCOUNT_FILE": "{KEY}",
+                "GOOGLE_DELEGATION": "1",
+                "GOOGLE_CALENDAR_ID": "c@group",
+            },
+            "unset GOOGLE_CALENDAR_ID",
+        ),
+        (
+            {"GOOGLE_SERVICE_ACCOUNT_FILE": "{KEY}", "GOOGLE_OAUTH_CLIENT_FILE": "{KEY}"},
+            "not both",
+        ),
+        (
+            {"GOOGLE_OAUTH_CLIENT_FILE": "{KEY}", "SLOTBOT_PUBLIC_URL": "https://x.example"},
+            "needs SLOTBOT_SECRET_KEY",
+        ),
+        (
+            {"GOOGLE_OAUTH_CLIENT_FILE": "{KEY}", "SLOTBOT_SECRET_KEY": "k" * 40},
+            "needs SLOTBOT_PUBLIC_URL",
+        ),
+        ({"SLOTBOT_SECRET_KEY": "short"}, "at least 32"),
+        ({"SLOTBOT_PUBLIC_URL": "slotbot.example.com"}, "SLOTBOT_PUBLIC_URL must be"),
+        ({"GOOGLE_API_URL": "ftp://x"}, "GOOGLE_API_URL must be"),
+        ({"GOOGLE_SERVICE_ACCOUNT_FILE": "/nonexistent/key.json"}, "not a readable file"),
+        ({"GOOGLE_DELEGATION": "maybe"}, "GOOGLE_DELEGATION must be"),
+        ({"GOOGLE_SEND_UPDATES": "everyone"}, "GOOGLE_SEND_UPDATES must be"),
+    ],
+)
+def test_google_settings_that_cannot_work_are_refused_clearly(
+    tmp_path: Path, env: dict[str, str], words: str
+) -> None:
+    """Impossible or incomplete Google combinations raise ConfigError saying what to change."""
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        Settings.from_env(_google_env(tmp_path, **env), dotenv=None)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.errors import RequestError
+from bot.models import MeetingRequest
 from bot.scheduling.parsing import parse_request
 
 ZONES = ["America/Los_Angeles", "Europe/Berlin", "Asia/Kolkata", "Australia/Sydney", "UTC"]
@@ -59,3 +61,41 @@ def test_ten_kilobytes_of_text_returns() -> None:
         assert "too long" in error.user_message
     else:
         raise AssertionError("10 kB of text should be refused as too long")
+
+
+# Long inputs that were the parser's slowest (filler words peeled one per pass while the end was
+# rescanned: 0.3-1.3 s each; past-tense checks rescanning a sentence per match). Speed is
+# measured in bench/parse_bench.py; here they must keep parsing to the same kind of result.
+SLOW_BEFORE = [
+    ("a " * 2000, MeetingRequest),
+    ("in " * 1333, MeetingRequest),
+    ("the " * 1000, MeetingRequest),
+    ("_a_ " * 1000, MeetingRequest),
+    ("a\n" * 2000, MeetingRequest),
+    ("a, " * 1333, MeetingRequest),
+    ("2 days ago " * 363, RequestError),
+]
+
+
+@pytest.mark.parametrize(("text", "kind"), SLOW_BEFORE, ids=lambda value: repr(value)[:12])
+def test_slow_inputs_of_the_past_keep_their_result(text: str, kind: type) -> None:
+    """Long repetitive filler or past phrases parse to the same kind of result as before."""
+    now = datetime(2026, 11, 26, 18, 15, tzinfo=UTC)
+    try:
+        got: object = parse_request(text, now, "UTC")
+    except RequestError as error:
+        got = error
+    assert isinstance(got, kind)
+    if isinstance(got, MeetingRequest):
+        assert got.title is None
+        assert got.window_end == datetime(2026, 12, 3, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "text", ["sync ſunday at 3pm", "review on \u212aonday", "lunch on frıday", "İn 2 hours"]
+)
+def test_unicode_lookalikes_read_as_their_ascii_letters(text: str) -> None:
+    """Letters that match ASCII case-insensitively (ſ, Kelvin K, ı, İ) never crash the parser."""
+    now = datetime(2026, 11, 26, 10, tzinfo=UTC)
+    request = parse_request(text, now, "UTC")
+    assert request.window_end > request.window_start

@@ -189,6 +189,7 @@ class _Fault:
     reason: str | None = None
     retry_after: float | None = None
     hang: float = 0.0
+    method: str | None = None  # only calls of this discovery method id, e.g. events.insert
 
 
 class _Refusal(Exception):
@@ -427,11 +428,13 @@ class GoogleEmulator:
         reason: str | None = None,
         retry_after: float | None = None,
         target: Literal["api", "token"] = "api",
+        method: str | None = None,
     ) -> None:
-        """Answer the next ``n`` requests to ``target`` with ``status`` (and a Google reason)."""
+        """Answer the next ``n`` requests to ``target`` with ``status`` (and a Google reason);
+        with ``method`` (``calendar.events.insert``) only the next ``n`` calls of that method."""
         default = {429: "rateLimitExceeded", 403: "rateLimitExceeded"}.get(status, "backendError")
         for _ in range(n):
-            self._faults.append(_Fault(target, status, reason or default, retry_after))
+            self._faults.append(_Fault(target, status, reason or default, retry_after, 0.0, method))
 
     def hang_next(
         self, n: int = 1, seconds: float = 5.0, *, target: Literal["api", "token"] = "api"
@@ -942,7 +945,7 @@ class GoogleEmulator:
         if self.latency > 0:
             await self._wait(self.latency)
         for index, fault in enumerate(self._faults):
-            if fault.target == target:
+            if fault.target == target and fault.method in (None, call.method):
                 return self._faults.pop(index)
         return None
 

@@ -69,7 +69,7 @@ async def test_crlf_in_a_title_cannot_inject_ics_properties(bot: Harness) -> Non
 async def test_logs_keep_no_message_bodies_or_secrets(
     bot: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """At DEBUG, a whole booking (and a forged request) logs neither what people typed nor tokens."""
+    """At DEBUG, a booking and a forged request log neither what people typed nor tokens."""
     caplog.set_level(logging.DEBUG)
     configure_logging("DEBUG")
     marker = "zebra-confidential-agenda"
