@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -196,6 +197,21 @@ class LocalEvent:
     ical_uid: str
     created_at: datetime
     updated_at: datetime
+
+
+class BookingConflict(Exception):
+    """A claim overlaps a live booking of one of its people (``existing`` is that key)."""
+
+    def __init__(self, key: str, existing: str) -> None:
+        super().__init__(f"booking {key} overlaps booking {existing}")
+        self.key = key
+        self.existing = existing
+
+
+def _lock_key(team_id: str, user_id: str) -> int:
+    """A stable signed 64-bit advisory-lock key for one person of one workspace."""
+    digest = hashlib.sha256(f"slotbot-person:{team_id}:{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class SchemaTooNewError(RuntimeError):
@@ -644,11 +660,19 @@ class Store:
 
     # -- bookings --
 
-    async def claim_booking(self, booking: Booking) -> tuple[Booking, bool]:
+    async def claim_booking(
+        self, booking: Booking, *, exclusive: bool = False
+    ) -> tuple[Booking, bool]:
         """Insert ``booking`` unless its key (or its offer) already has one.
 
         Returns the booking now stored and whether this call created it; one atomic
         insert-or-get, so of any number of concurrent claims exactly one gets True.
+
+        With ``exclusive``, the claim also fails with ``BookingConflict`` when any of its
+        people already has a live booking overlapping it. The check and the insert are one
+        step for every process on the database: PostgreSQL takes a transaction-scoped
+        advisory lock per person (in a fixed order, so two claims cannot deadlock); SQLite
+        serializes every write transaction (BEGIN IMMEDIATE).
         """
         now = self._clock()
         slot = booking.slot
@@ -672,7 +696,10 @@ class Store:
             "created_at": now,
             "updated_at": now,
         }
+        members = sorted({booking.organizer_id, *booking.participant_ids})
         async with self._write() as conn:
+            if exclusive:
+                await self._check_free(conn, booking, members, slot)
             inserted = (
                 await conn.execute(
                     self._insert(bookings)
@@ -682,7 +709,6 @@ class Store:
                 )
             ).first()
             if inserted is not None:
-                members = dict.fromkeys((booking.organizer_id, *booking.participant_ids))
                 await conn.execute(
                     booking_members.insert(),
                     [
@@ -706,6 +732,65 @@ class Store:
             # Only another team's offer id can collide like this; offer ids are random.
             raise RuntimeError(f"booking {booking.key!r} conflicts with a row of another team")
         return _booking_from_row(existing), False
+
+    async def _check_free(
+        self, conn: AsyncConnection, booking: Booking, members: Sequence[str], slot: TimeSlot
+    ) -> None:
+        if self._dialect == "postgresql":
+            for user in members:
+                await conn.execute(
+                    sa.select(sa.func.pg_advisory_xact_lock(_lock_key(booking.team_id, user)))
+                )
+        clash = (
+            await conn.execute(
+                sa.select(bookings.c.key)
+                .join(
+                    booking_members,
+                    sa.and_(
+                        booking_members.c.team_id == bookings.c.team_id,
+                        booking_members.c.booking_key == bookings.c.key,
+                    ),
+                )
+                .where(
+                    bookings.c.team_id == booking.team_id,
+                    booking_members.c.user_id.in_(members),
+                    bookings.c.key != booking.key,
+                    bookings.c.state != BookingState.CANCELLED.value,
+                    bookings.c.start_at < slot.end,
+                    bookings.c.end_at > slot.start,
+                )
+                .limit(1)
+            )
+        ).first()
+        if clash is not None:
+            raise BookingConflict(booking.key, str(clash[0]))
+
+    async def booked_intervals(
+        self, team_id: str, user_ids: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, list[TimeSlot]]:
+        """Each person's live (not cancelled) bookings overlapping ``[start, end)``."""
+        query = (
+            sa.select(booking_members.c.user_id, bookings.c.start_at, bookings.c.end_at)
+            .join(
+                bookings,
+                sa.and_(
+                    booking_members.c.team_id == bookings.c.team_id,
+                    booking_members.c.booking_key == bookings.c.key,
+                ),
+            )
+            .where(
+                booking_members.c.team_id == team_id,
+                booking_members.c.user_id.in_(list(user_ids)),
+                bookings.c.state != BookingState.CANCELLED.value,
+                bookings.c.start_at < end,
+                bookings.c.end_at > start,
+            )
+        )
+        found: dict[str, list[TimeSlot]] = {}
+        async with self._read() as conn:
+            for user_id, begin, finish in (await conn.execute(query)).all():
+                found.setdefault(user_id, []).append(TimeSlot(begin, finish))
+        return found
 
     async def get_booking(self, team_id: str, key: str) -> Booking | None:
         async with self._read() as conn:

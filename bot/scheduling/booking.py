@@ -25,7 +25,7 @@ from bot.invites import InviteDetails, InviteParty, build_invite, invite_filenam
 from bot.models import Booking, BookingState, Participant, ScheduleObject, TimeSlot
 from bot.scheduling.parsing import parse_request
 from bot.scheduling.slots import Availability, SlotRules, SlotSearch, find_free_slots, is_free
-from bot.store import Offer, Store, UserSettings
+from bot.store import BookingConflict, Offer, Store, UserSettings
 
 __all__ = ["Confirmation", "Directory", "Proposal", "Scheduler", "booking_key_for"]
 
@@ -322,20 +322,29 @@ class Scheduler:
             calendar_id=organizer.user_id,
             recurrence=list(offer.recurrence) or None,
         )
-        booking, fresh = await self.store.claim_booking(
-            Booking(
-                key=key,
-                team_id=team_id,
-                organizer_id=organizer.user_id,
-                participant_ids=tuple(p.user_id for p in participants[1:]),
-                title=offer.title,
-                schedule=schedule,
-                uid="",
-                offer_id=offer.id,
-                channel_id=offer.channel_id,
-                thread_ts=offer.thread_ts,
+        try:
+            # The re-check above reads calendars; this claim is the atomic part: it fails if
+            # anyone involved got another booking over this time since, on any instance.
+            booking, fresh = await self.store.claim_booking(
+                Booking(
+                    key=key,
+                    team_id=team_id,
+                    organizer_id=organizer.user_id,
+                    participant_ids=tuple(p.user_id for p in participants[1:]),
+                    title=offer.title,
+                    schedule=schedule,
+                    uid="",
+                    offer_id=offer.id,
+                    channel_id=offer.channel_id,
+                    thread_ts=offer.thread_ts,
+                ),
+                exclusive=True,
             )
-        )
+        except BookingConflict:
+            await self._refresh(offer, 0)
+            raise SlotTakenError(
+                "That time was just taken. Here are fresh times that still work for everyone."
+            ) from None
         if not fresh and booking.state != BookingState.PENDING:
             return await self._confirmation(booking, offer, fresh=False, now=now)
         created = await self.calendar.create_event(
@@ -472,7 +481,13 @@ class Scheduler:
             window.start - rules.buffer_before,
             read_end + timedelta(minutes=duration_minutes),
         )
-        availabilities = [Availability(p, busy.busy.get(p.user_id, ())) for p in participants]
+        availabilities = await self._availabilities(
+            team_id,
+            participants,
+            busy,
+            window.start - rules.buffer_before,
+            read_end + timedelta(minutes=duration_minutes),
+        )
         search = find_free_slots(
             availabilities,
             window,
@@ -494,14 +509,31 @@ class Scheduler:
         now: datetime,
     ) -> bool:
         rules = self._rules(settings)
-        busy = await self.calendar.free_busy(
-            team_id, participants, slot.start - rules.buffer_before, slot.end + rules.buffer_after
-        )
-        availabilities = [Availability(p, busy.busy.get(p.user_id, ())) for p in participants]
+        start, end = slot.start - rules.buffer_before, slot.end + rules.buffer_after
+        busy = await self.calendar.free_busy(team_id, participants, start, end)
+        availabilities = await self._availabilities(team_id, participants, busy, start, end)
         # The notice was met when the slot was offered; a slow click must not lose it.
         return is_free(
             availabilities, slot, rules=replace(rules, minimum_notice=timedelta(0)), now=now
         )
+
+    async def _availabilities(
+        self,
+        team_id: str,
+        participants: Sequence[Participant],
+        busy: FreeBusy,
+        start: datetime,
+        end: datetime,
+    ) -> list[Availability]:
+        """Calendar busy time plus our own live bookings, which a calendar may not show yet
+        (a booking still being created, or an external calendar's free/busy lagging)."""
+        booked = await self.store.booked_intervals(
+            team_id, [p.user_id for p in participants], start, end
+        )
+        return [
+            Availability(p, (*busy.busy.get(p.user_id, ()), *booked.get(p.user_id, ())))
+            for p in participants
+        ]
 
     def _rules(self, settings: UserSettings) -> SlotRules:
         return SlotRules(
