@@ -29,8 +29,8 @@ from slack_bolt.async_app import AsyncApp  # noqa: E402
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
 from handlers.http import SlackSignature, build_web_app  # noqa: E402
-from tests.emulators import slack_requests  # noqa: E402
-from tests.emulators.slack import SlackUser  # noqa: E402
+from playground import slack_requests  # noqa: E402
+from playground.slack_api import SlackUser  # noqa: E402
 from tests.scenarios.harness import (  # noqa: E402
     ANA,
     BEN,

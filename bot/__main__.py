@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from bot.app import Slotbot
 
 HELP_NO_CONFIG = """\
-Slotbot has no Slack credentials yet, so it runs locally: the conversation below is the same
-scheduler you get in Slack, with demo colleagues on a local calendar (SQLite).
+Slotbot has no Slack credentials yet, so it runs the local playground: a page that behaves like
+Slack, with demo colleagues on a local calendar (SQLite), answered by the same handlers.
+(`slotbot try` is the same in the terminal.)
 
 To run it in your workspace, create the app from manifest.yml (https://api.slack.com/apps →
 Create New App → From an app manifest), install it, and set either:
@@ -34,6 +35,8 @@ Create New App → From an app manifest), install it, and set either:
 
 in the environment or in a .env file, then run `slotbot` again.
 """
+#: The playground acts as its user, so it only ever listens on this machine.
+PLAYGROUND_HOST = "127.0.0.1"
 
 
 def parse_line(line: str, now: datetime | None = None) -> dict[str, Any]:
@@ -135,6 +138,7 @@ async def _socket(settings: Settings) -> None:
     from bot.app import open_slotbot
 
     slotbot = await open_slotbot(settings)
+    slotbot.start_reconcile()  # stopped by slotbot.close()
     try:
         handler = socket_handler(slotbot)
         try:
@@ -146,10 +150,13 @@ async def _socket(settings: Settings) -> None:
 
 
 def _missing(settings: Settings, mode: str) -> str | None:
-    needs = {
+    needs: tuple[str, ...] = {
         "serve": ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"),
         "socket": ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"),
     }[mode]
+    if mode == "serve" and settings.slack_oauth:
+        # Installed in many workspaces: tokens come from the installations, not the environment.
+        needs = ("SLACK_SIGNING_SECRET",)
     values = {
         "SLACK_BOT_TOKEN": settings.slack_bot_token,
         "SLACK_SIGNING_SECRET": settings.slack_signing_secret,
@@ -157,6 +164,34 @@ def _missing(settings: Settings, mode: str) -> str | None:
     }
     absent = [name for name in needs if not values[name]]
     return f"slotbot {mode} needs {' and '.join(absent)} (see README.md)" if absent else None
+
+
+def choose_mode(command: str | None, settings: Settings) -> str:
+    """The mode to run: the command given, else what the Slack settings allow, else playground."""
+    if command:
+        return command
+    return {"socket": "socket", "http": "serve"}.get(settings.mode, "playground")
+
+
+async def _playground(settings: Settings) -> int:
+    """The local playground at http://127.0.0.1:PORT until Ctrl+C."""
+    from playground.server import run_playground
+
+    def ready(url: str) -> None:
+        print(f"Slotbot playground: open {url} in your browser (Ctrl+C stops it).", flush=True)
+
+    try:
+        await run_playground(
+            settings, host=PLAYGROUND_HOST, port=settings.port, clock=_utc_now, ready=ready
+        )
+    except OSError as exc:
+        print(
+            f"slotbot: cannot serve on port {settings.port} ({exc.strerror}); "
+            "set PORT to a free one",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("serve", help="HTTP mode: POST /slack/events, GET /healthz")
     commands.add_parser("socket", help="Socket Mode, with SLACK_APP_TOKEN")
     commands.add_parser("try", help="a local conversation with demo colleagues, no Slack needed")
+    commands.add_parser("playground", help="the local playground in your browser, no Slack needed")
     args = parser.parse_args(argv)
 
     if args.command == "parse":
@@ -177,13 +213,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"slotbot: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    mode = args.command or {"socket": "socket", "http": "serve"}.get(settings.mode)
-    if mode is None or mode == "try":
+    mode = choose_mode(args.command, settings)
+    if mode == "try":
         from bot.console import run_console
 
-        if mode is None:
-            print(HELP_NO_CONFIG)
         return asyncio.run(run_console(settings, sys.stdin, sys.stdout, clock=_utc_now))
+    if mode == "playground":
+        if args.command is None:
+            print(HELP_NO_CONFIG)
+        with contextlib.suppress(KeyboardInterrupt):
+            return asyncio.run(_playground(settings))
+        return 0
     problem = _missing(settings, mode)
     if problem:
         print(problem, file=sys.stderr)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -24,7 +25,9 @@ from bot.scheduling.booking import Scheduler
 from bot.store import Store, database_url_from
 from handlers import Services, register_handlers
 from handlers.http import SlackSignature, build_web_app
+from handlers.installations import SlackInstalls, oauth_settings, open_slack_installs
 from handlers.oauth_google import GoogleOAuthRoutes
+from handlers.reconcile import Reconciler
 from handlers.retries import retry_handlers
 
 __all__ = [
@@ -37,22 +40,29 @@ __all__ = [
 ]
 
 Sleep = Callable[[float], Awaitable[None]]
+#: What someone in a workspace without an installation sees (OAuth mode) instead of Bolt's text.
+NOT_INSTALLED = (
+    "Slotbot isn't installed in this workspace (or was removed from it). "
+    "Ask a workspace admin to install it again."
+)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def slack_client(settings: Settings) -> AsyncWebClient:
-    """The Web API client: Slack's base URL from settings, 429s retried after ``Retry-After``.
-
-    429s are retried after ``Retry-After``; 5xx and timeouts only where a retry cannot post twice.
-    """
+def slack_client(
+    settings: Settings, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """The Web API client: Slack's base URL from settings, 429s retried after ``Retry-After``,
+    5xx and timeouts only where a retry cannot post twice. With ``session``, every call reuses
+    its connections instead of opening a new session (and TCP connection) per call."""
     return AsyncWebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
         timeout=10,
         retry_handlers=retry_handlers(),
+        session=session,
     )
 
 
@@ -62,13 +72,27 @@ def create_app(
     *,
     client: AsyncWebClient | None = None,
     accounts: GoogleAccounts | None = None,
+    installs: SlackInstalls | None = None,
 ) -> AsyncApp:
-    """The Bolt app with every handler registered. Signatures are checked by the HTTP layer."""
+    """The Bolt app with every handler registered. Signatures are checked by the HTTP layer.
+
+    With ``SLACK_CLIENT_ID`` (installed in several workspaces) ``installs`` is required: each
+    request is authorized with its workspace's token from there, and Bolt's OAuth flow serves
+    ``/slack/install`` and ``/slack/oauth_redirect``.
+    """
+    client = client or slack_client(settings)
+    oauth = None
+    if settings.slack_oauth:
+        if installs is None:
+            raise ValueError("installing in several workspaces needs the installation store")
+        oauth = oauth_settings(settings, installs, client)
     app = AsyncApp(
-        client=client or slack_client(settings),
+        client=client,
         signing_secret=settings.slack_signing_secret or "unused-in-socket-mode",
         request_verification_enabled=False,
         process_before_response=False,
+        oauth_settings=oauth,
+        user_facing_authorize_error_message=NOT_INSTALLED,
     )
     register_handlers(app, Services(scheduler, accounts=accounts))
     return app
@@ -83,6 +107,16 @@ class Slotbot:
     scheduler: Scheduler
     bolt: AsyncApp
     accounts: GoogleAccounts | None = None
+    reconciler: Reconciler | None = None
+    session: aiohttp.ClientSession | None = None
+
+    def start_reconcile(self) -> None:
+        """Finish half-done bookings now and every ``SLOTBOT_RECONCILE_SECONDS`` (0: never)."""
+        if self.settings.reconcile_seconds > 0 and self.reconciler is None:
+            self.reconciler = Reconciler(
+                self.bolt.client, self.scheduler, self.settings.reconcile_seconds
+            )
+            self.reconciler.start()
 
     def web_app(self) -> web.Application:
         """The aiohttp app for HTTP mode; refuses to run without a signing secret."""
@@ -98,10 +132,18 @@ class Slotbot:
         async def close(_: web.Application) -> None:
             await self.close()
 
+        async def reconcile(_: web.Application) -> None:
+            self.start_reconcile()
+
+        web_app.on_startup.append(reconcile)
         web_app.on_cleanup.append(close)
         return web_app
 
     async def close(self) -> None:
+        if self.reconciler is not None:
+            await self.reconciler.stop()
+        if self.session is not None:
+            await self.session.close()
         await self.store.close()
 
 
@@ -146,6 +188,17 @@ def _calendar_for(
     return GoogleCalendar(google, sleep=retry_sleep)
 
 
+async def _slack_installs(settings: Settings, store: Store) -> SlackInstalls | None:
+    """Slack installations on the store's database, when Slotbot serves several workspaces."""
+    if not settings.slack_oauth:
+        return None
+    assert settings.slack_client_id and settings.secret_key
+    # The same engine (pool, dialect settings) as the store.
+    return await open_slack_installs(
+        store.engine, client_id=settings.slack_client_id, secret_key=settings.secret_key
+    )
+
+
 async def open_slotbot(
     settings: Settings,
     *,
@@ -167,6 +220,12 @@ async def open_slotbot(
         clock=clock,
         default_duration_minutes=settings.default_duration_minutes,
         offer_ttl=timedelta(minutes=settings.offer_ttl_minutes),
+        delivery_lease=timedelta(seconds=settings.delivery_lease_seconds),
     )
-    bolt = create_app(settings, scheduler, client=client, accounts=accounts)
-    return Slotbot(settings, store, scheduler, bolt, accounts)
+    installs = await _slack_installs(settings, store)
+    session = None
+    if client is None:
+        session = aiohttp.ClientSession()
+        client = slack_client(settings, session)
+    bolt = create_app(settings, scheduler, client=client, accounts=accounts, installs=installs)
+    return Slotbot(settings, store, scheduler, bolt, accounts, session=session)

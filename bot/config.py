@@ -6,16 +6,24 @@ A ``.env`` file in the working directory is read first; real environment variabl
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from platformdirs import user_data_dir
 
-__all__ = ["ConfigError", "GoogleMode", "SendUpdates", "Settings", "read_dotenv"]
+__all__ = [
+    "DEFAULT_SLACK_SCOPES",
+    "ConfigError",
+    "GoogleMode",
+    "SendUpdates",
+    "Settings",
+    "read_dotenv",
+]
 
 
 class ConfigError(ValueError):
@@ -73,6 +81,20 @@ _SEND_UPDATES = ("none", "all", "externalOnly")
 #: Fernet and HMAC keys are derived from SLOTBOT_SECRET_KEY; shorter secrets are guessable.
 MIN_SECRET_KEY_LENGTH = 32
 DEFAULT_GOOGLE_API_URL = "https://www.googleapis.com/"
+
+#: The bot scopes of manifest.yml; an OAuth install asks for these unless SLACK_SCOPES says else.
+DEFAULT_SLACK_SCOPES = (
+    "commands",
+    "chat:write",
+    "files:write",
+    "files:read",
+    "im:write",
+    "im:history",
+    "app_mentions:read",
+    "users:read",
+    "users:read.email",
+)
+_SCOPE = re.compile(r"[a-z][a-z0-9_.:-]*")
 
 GoogleMode = Literal["delegation", "shared", "oauth"]
 SendUpdates = Literal["none", "all", "externalOnly"]
@@ -163,6 +185,68 @@ def _check_google(settings: Settings) -> None:
         )
 
 
+def _scopes(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("SLACK_SCOPES", "").strip()
+    if not raw:
+        return DEFAULT_SLACK_SCOPES
+    scopes = tuple(dict.fromkeys(s for s in re.split(r"[\s,]+", raw) if s))
+    bad = [s for s in scopes if not _SCOPE.fullmatch(s)]
+    if bad:
+        raise ConfigError(
+            f"SLACK_SCOPES must be Slack scope names separated by commas, like "
+            f"chat:write,commands; {bad[0]!r} is not one"
+        )
+    return scopes
+
+
+def _path(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not value.startswith("/") or "?" in value or "#" in value or " " in value:
+        raise ConfigError(f"{name} must be a URL path like {default}, got {value!r}")
+    return value
+
+
+def _check_slack(settings: Settings) -> None:
+    """Refuse Slack credentials that contradict each other: one workspace or many, not both."""
+    client_id, client_secret = settings.slack_client_id, settings.slack_client_secret
+    if not client_id and not client_secret:
+        return
+    if not (client_id and client_secret):
+        missing = "SLACK_CLIENT_SECRET" if client_id else "SLACK_CLIENT_ID"
+        raise ConfigError(
+            f"Installing in several workspaces needs both SLACK_CLIENT_ID and "
+            f"SLACK_CLIENT_SECRET; {missing} is not set"
+        )
+    if settings.slack_bot_token:
+        raise ConfigError(
+            "Set either SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and "
+            "SLACK_CLIENT_SECRET (installed in several workspaces through /slack/install), "
+            "not both: in the second case each workspace's token comes from its install"
+        )
+    if settings.slack_app_token:
+        raise ConfigError(
+            "SLACK_APP_TOKEN (Socket Mode) serves one workspace; installing in several "
+            "workspaces needs HTTP mode. Unset SLACK_APP_TOKEN or SLACK_CLIENT_ID"
+        )
+    if not settings.slack_signing_secret:
+        raise ConfigError(
+            "SLACK_CLIENT_ID needs SLACK_SIGNING_SECRET to verify Slack's requests "
+            "(Basic Information → App Credentials)"
+        )
+    if not settings.secret_key:
+        raise ConfigError(
+            "SLACK_CLIENT_ID needs SLOTBOT_SECRET_KEY: each workspace's Slack token is "
+            "stored encrypted with it (make one with: python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))')"
+        )
+    paths = {settings.slack_install_path, settings.slack_redirect_path, "/slack/events"}
+    if len(paths) < 3 or paths & {"/healthz"}:
+        raise ConfigError(
+            "SLACK_INSTALL_PATH and SLACK_REDIRECT_PATH must differ from each other and from "
+            "/slack/events and /healthz"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Slotbot's configuration; see README.md, "Configuration", for each variable."""
@@ -178,6 +262,8 @@ class Settings:
     default_time_zone: str = "UTC"
     default_duration_minutes: int = 30
     offer_ttl_minutes: int = 60 * 24
+    reconcile_seconds: int = 30  # how often half-done bookings are finished; 0 = never
+    delivery_lease_seconds: int = 60  # how long one deliverer may hold a booking's delivery
     log_level: str = "INFO"
     google_service_account_file: Path | None = None
     google_delegation: bool = False
@@ -188,9 +274,15 @@ class Settings:
     google_send_updates: SendUpdates = "none"
     secret_key: str | None = field(default=None, repr=False)
     public_url: str | None = None
+    slack_client_id: str | None = None
+    slack_client_secret: str | None = field(default=None, repr=False)
+    slack_scopes: tuple[str, ...] = DEFAULT_SLACK_SCOPES
+    slack_install_path: str = "/slack/install"
+    slack_redirect_path: str = "/slack/oauth_redirect"
 
     def __post_init__(self) -> None:
         _check_google(self)
+        _check_slack(self)
 
     @classmethod
     def from_env(
@@ -226,6 +318,8 @@ class Settings:
             default_time_zone=_zone(env, "SLOTBOT_DEFAULT_TZ", "UTC"),
             default_duration_minutes=_int(env, "SLOTBOT_DEFAULT_DURATION", 30, 5, 8 * 60),
             offer_ttl_minutes=_int(env, "SLOTBOT_OFFER_TTL_MINUTES", 60 * 24, 1, 60 * 24 * 30),
+            reconcile_seconds=_int(env, "SLOTBOT_RECONCILE_SECONDS", 30, 0, 24 * 3600),
+            delivery_lease_seconds=_int(env, "SLOTBOT_DELIVERY_LEASE_SECONDS", 60, 1, 3600),
             log_level=(text("LOG_LEVEL") or "INFO").upper(),
             google_service_account_file=_file(env, "GOOGLE_SERVICE_ACCOUNT_FILE"),
             google_delegation=_flag(env, "GOOGLE_DELEGATION"),
@@ -236,7 +330,32 @@ class Settings:
             google_send_updates=_send_updates(env),
             secret_key=text("SLOTBOT_SECRET_KEY"),
             public_url=public_url.rstrip("/") if public_url else None,
+            slack_client_id=text("SLACK_CLIENT_ID"),
+            slack_client_secret=text("SLACK_CLIENT_SECRET"),
+            slack_scopes=_scopes(env),
+            slack_install_path=_path(env, "SLACK_INSTALL_PATH", "/slack/install"),
+            slack_redirect_path=_path(env, "SLACK_REDIRECT_PATH", "/slack/oauth_redirect"),
         )
+
+    @property
+    def slack_oauth(self) -> bool:
+        """Whether Slotbot is installed per workspace through OAuth (not one bot token)."""
+        return self.slack_client_id is not None
+
+    @property
+    def slack_redirect_uri(self) -> str | None:
+        """The OAuth redirect URL, when SLOTBOT_PUBLIC_URL says where Slotbot is reached.
+
+        None lets Slack use the one redirect URL configured for the app.
+        """
+        if self.public_url is None:
+            return None
+        return self.public_url + self.slack_redirect_path
+
+    @property
+    def slack_authorize_url(self) -> str:
+        """Slack's consent page, beside its Web API (``…/api/`` → ``…/oauth/v2/authorize``)."""
+        return urljoin(self.slack_api_url, "../oauth/v2/authorize")
 
     @property
     def google_mode(self) -> GoogleMode | None:
@@ -252,6 +371,6 @@ class Settings:
         """``socket``, ``http`` or ``local``: what plain ``slotbot`` should start."""
         if self.slack_app_token and self.slack_bot_token:
             return "socket"
-        if self.slack_signing_secret and self.slack_bot_token:
+        if self.slack_signing_secret and (self.slack_bot_token or self.slack_oauth):
             return "http"
         return "local"

@@ -35,6 +35,8 @@ from bot.models import (
 )
 
 __all__ = [
+    "BookingConflict",
+    "Delivery",
     "EventStatus",
     "LocalEvent",
     "Offer",
@@ -197,6 +199,22 @@ class LocalEvent:
     ical_uid: str
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where a booking's confirmation goes and how far delivering it got.
+
+    ``reply_to`` is whatever the caller stored when it decided to book (opaque here);
+    ``invite_file_id`` is the uploaded invite's id once known, ``invite_channel_id`` the
+    conversation it is being shared into; ``delivering_until`` is a deliverer's lease.
+    """
+
+    state: BookingState
+    reply_to: Mapping[str, Any]
+    invite_file_id: str | None
+    invite_channel_id: str | None
+    delivering_until: datetime | None
 
 
 class BookingConflict(Exception):
@@ -409,6 +427,24 @@ def _define_v3(md: sa.MetaData) -> None:
     )
 
 
+def _v4_columns() -> dict[str, list[sa.Column[Any]]]:
+    """What migration 4 adds: delivery progress on bookings, a lease on Slack events."""
+    return {
+        "bookings": [
+            # Where the confirmation goes (channel, thread, response_url...), set at the claim.
+            sa.Column("reply_to", _JSON),
+            sa.Column("invite_file_id", sa.String(64)),
+            sa.Column("invite_channel_id", sa.String(32)),
+            sa.Column("delivering_until", UTCDateTime()),
+        ],
+        "processed_events": [
+            # "handling" until the listener finished ("done"); a lapsed lease frees it again.
+            sa.Column("state", sa.String(16), nullable=False, server_default="done"),
+            sa.Column("lease_until", UTCDateTime()),
+        ],
+    }
+
+
 _V1 = sa.MetaData()
 _define_v1(_V1)
 _V3 = sa.MetaData()
@@ -417,6 +453,9 @@ _define_v3(_V3)
 metadata = sa.MetaData()
 _define_v1(metadata)
 _define_v3(metadata)
+for _table, _columns in _v4_columns().items():
+    for _column in _columns:
+        metadata.tables[_table].append_column(_column)
 offers = metadata.tables["offers"]
 bookings = metadata.tables["bookings"]
 booking_members = metadata.tables["booking_members"]
@@ -447,6 +486,20 @@ async def _create_v3(conn: AsyncConnection) -> None:
     await conn.run_sync(_V3.create_all)
 
 
+async def _add_v4(conn: AsyncConnection) -> None:
+    dialect = conn.dialect
+    for table, columns in _v4_columns().items():
+        for column in columns:
+            kind = column.type.dialect_impl(dialect)
+            if isinstance(kind, UTCDateTime):
+                kind = kind.load_dialect_impl(dialect)
+            ddl = f"ALTER TABLE {table} ADD COLUMN {column.name} {kind.compile(dialect=dialect)}"
+            default = column.server_default
+            if isinstance(default, sa.DefaultClause):
+                ddl += f" NOT NULL DEFAULT '{default.arg}'"
+            await conn.execute(sa.text(ddl))
+
+
 _Migration = Callable[[AsyncConnection], Any]
 
 # The ordered history of the schema: (version, what it does, the step). Append only.
@@ -454,6 +507,7 @@ _MIGRATIONS: tuple[tuple[int, str, _Migration], ...] = (
     (1, "offers, bookings, settings, local calendar, processed events", _create_v1),
     (2, "index local event attendance by person", _index_attendance),
     (3, "Google accounts, used OAuth states, pending requests", _create_v3),
+    (4, "booking delivery progress and lease, Slack event leases", _add_v4),
 )
 LATEST_VERSION = _MIGRATIONS[-1][0]
 
@@ -492,6 +546,11 @@ class Store:
     @property
     def dialect(self) -> str:
         return self._dialect
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine, for the few tables others own on the same database (Slack installs)."""
+        return self._engine
 
     async def schema_version(self) -> int:
         """The highest migration applied to this database."""
@@ -593,18 +652,16 @@ class Store:
             )
         return offer
 
-    async def get_offer(self, team_id: str, offer_id: str, now: datetime) -> Offer | None:
-        """The offer, or None when unknown, expired at ``now``, or another team's."""
+    async def get_offer(self, team_id: str, offer_id: str, now: datetime | None) -> Offer | None:
+        """The offer, or None when unknown, expired at ``now``, or another team's.
+
+        ``now=None`` finds an expired offer too (finishing a booking made from it).
+        """
+        where = [offers.c.id == offer_id, offers.c.team_id == team_id]
+        if now is not None:
+            where.append(offers.c.expires_at > now)
         async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(offers).where(
-                        offers.c.id == offer_id,
-                        offers.c.team_id == team_id,
-                        offers.c.expires_at > now,
-                    )
-                )
-            ).first()
+            row = (await conn.execute(sa.select(offers).where(*where))).first()
         return _offer_from_row(row) if row else None
 
     async def update_offer_page(
@@ -661,7 +718,11 @@ class Store:
     # -- bookings --
 
     async def claim_booking(
-        self, booking: Booking, *, exclusive: bool = False
+        self,
+        booking: Booking,
+        *,
+        exclusive: bool = False,
+        reply_to: Mapping[str, Any] | None = None,
     ) -> tuple[Booking, bool]:
         """Insert ``booking`` unless its key (or its offer) already has one.
 
@@ -673,6 +734,9 @@ class Store:
         step for every process on the database: PostgreSQL takes a transaction-scoped
         advisory lock per person (in a fixed order, so two claims cannot deadlock); SQLite
         serializes every write transaction (BEGIN IMMEDIATE).
+
+        ``reply_to`` is stored with a new booking: where its confirmation must go, so that
+        whoever finishes the booking (a retried click, the reconcile) can deliver it.
         """
         now = self._clock()
         slot = booking.slot
@@ -693,6 +757,7 @@ class Store:
             "thread_ts": booking.thread_ts,
             "message_ts": booking.message_ts,
             "event_link": booking.event_link,
+            "reply_to": dict(reply_to) if reply_to is not None else None,
             "created_at": now,
             "updated_at": now,
         }
@@ -897,6 +962,127 @@ class Store:
             rows = (await conn.execute(query)).all()
         return [_booking_from_row(row) for row in rows]
 
+    # -- delivering bookings --
+
+    async def get_delivery(self, team_id: str, key: str) -> Delivery | None:
+        """The booking's delivery record; None for an unknown key."""
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(*_DELIVERY_COLUMNS).where(
+                        bookings.c.team_id == team_id, bookings.c.key == key
+                    )
+                )
+            ).first()
+        return _delivery_from_row(row) if row else None
+
+    async def set_reply_to(self, team_id: str, key: str, reply_to: Mapping[str, Any]) -> None:
+        """Point an undelivered booking's confirmation at a newer place (a retried click's)."""
+        async with self._write() as conn:
+            await conn.execute(
+                bookings.update()
+                .where(
+                    bookings.c.team_id == team_id,
+                    bookings.c.key == key,
+                    bookings.c.state.in_([BookingState.PENDING.value, BookingState.CREATED.value]),
+                )
+                .values(reply_to=dict(reply_to))
+            )
+
+    async def lease_delivery(
+        self, team_id: str, key: str, now: datetime, until: datetime
+    ) -> Delivery | None:
+        """Take the right to deliver a created booking until ``until``; None if it is not
+        created (still pending, or delivered) or another deliverer's lease has not lapsed.
+
+        A compare-and-set: of any number of racing deliverers, on any instance, one wins.
+        """
+        where = (
+            bookings.c.team_id == team_id,
+            bookings.c.key == key,
+            bookings.c.state == BookingState.CREATED.value,
+            sa.or_(bookings.c.delivering_until.is_(None), bookings.c.delivering_until <= now),
+        )
+        async with self._write() as conn:
+            result = await conn.execute(
+                bookings.update().where(*where).values(delivering_until=until)
+            )
+            if not result.rowcount:
+                return None
+            row = (await conn.execute(sa.select(*_DELIVERY_COLUMNS).where(*where[:2]))).one()
+        return _delivery_from_row(row)
+
+    async def record_invite(
+        self, team_id: str, key: str, *, file_id: str | None, channel_id: str | None
+    ) -> None:
+        """Note the invite's file id and the conversation it is being shared into."""
+        async with self._write() as conn:
+            await conn.execute(
+                bookings.update()
+                .where(bookings.c.team_id == team_id, bookings.c.key == key)
+                .values(invite_file_id=file_id, invite_channel_id=channel_id)
+            )
+
+    async def release_delivery(self, team_id: str, key: str) -> None:
+        """Give up a delivery lease (the attempt failed) so that the next try need not wait."""
+        async with self._write() as conn:
+            await conn.execute(
+                bookings.update()
+                .where(bookings.c.team_id == team_id, bookings.c.key == key)
+                .values(delivering_until=None)
+            )
+
+    async def finish_delivery(
+        self, team_id: str, key: str, *, channel_id: str | None, message_ts: str | None
+    ) -> Booking | None:
+        """Mark a created booking confirmed (delivered) and drop its lease; None unless it was
+        created."""
+        async with self._write() as conn:
+            where = (bookings.c.team_id == team_id, bookings.c.key == key)
+            result = await conn.execute(
+                bookings.update()
+                .where(*where, bookings.c.state == BookingState.CREATED.value)
+                .values(
+                    state=BookingState.CONFIRMED.value,
+                    channel_id=channel_id,
+                    message_ts=message_ts,
+                    delivering_until=None,
+                    updated_at=self._clock(),
+                )
+            )
+            if not result.rowcount:
+                return None
+            row = (await conn.execute(sa.select(bookings).where(*where))).one()
+        return _booking_from_row(row)
+
+    async def unfinished_bookings(
+        self, now: datetime, settle: timedelta, *, limit: int = 100
+    ) -> list[Booking]:
+        """Pending or created bookings nobody is working on, all teams, oldest first.
+
+        That is: a delivery lease lapsed at ``now``, or no lease and untouched for ``settle``
+        (a click still creating the event touched it more recently).
+        """
+        settled_before = self._clock() - settle
+        query = (
+            sa.select(bookings)
+            .where(
+                bookings.c.state.in_([BookingState.PENDING.value, BookingState.CREATED.value]),
+                sa.or_(
+                    bookings.c.delivering_until <= now,
+                    sa.and_(
+                        bookings.c.delivering_until.is_(None),
+                        bookings.c.updated_at < settled_before,
+                    ),
+                ),
+            )
+            .order_by(bookings.c.updated_at)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_booking_from_row(row) for row in rows]
+
     # -- user settings --
 
     async def get_settings(self, team_id: str, user_id: str) -> UserSettings:
@@ -926,6 +1112,63 @@ class Store:
             )
 
     # -- Slack event deliveries --
+
+    async def claim_event(
+        self, team_id: str, event_id: str, now: datetime, lease: timedelta
+    ) -> bool:
+        """Take a Slack event to handle; False while another handler has it or once done.
+
+        A delivery whose handler failed (``release_event``) or died (its lease lapsed) can
+        be claimed again, so Slack's retry of a delivery that really failed still runs.
+        """
+        until = now + lease
+        values = {
+            "team_id": team_id,
+            "event_id": event_id,
+            "received_at": now,
+            "state": "handling",
+            "lease_until": until,
+        }
+        async with self._write() as conn:
+            inserted = await conn.execute(
+                self._insert(processed_events).values(**values).on_conflict_do_nothing()
+            )
+            if inserted.rowcount:
+                return True
+            taken = await conn.execute(
+                processed_events.update()
+                .where(
+                    processed_events.c.team_id == team_id,
+                    processed_events.c.event_id == event_id,
+                    processed_events.c.state == "handling",
+                    processed_events.c.lease_until <= now,
+                )
+                .values(received_at=now, lease_until=until)
+            )
+        return bool(taken.rowcount)
+
+    async def finish_event(self, team_id: str, event_id: str) -> None:
+        """The event was handled: every later delivery of it is a duplicate."""
+        async with self._write() as conn:
+            await conn.execute(
+                processed_events.update()
+                .where(
+                    processed_events.c.team_id == team_id,
+                    processed_events.c.event_id == event_id,
+                )
+                .values(state="done", lease_until=None)
+            )
+
+    async def release_event(self, team_id: str, event_id: str) -> None:
+        """Handling the event failed: let a redelivery of it run."""
+        async with self._write() as conn:
+            await conn.execute(
+                processed_events.delete().where(
+                    processed_events.c.team_id == team_id,
+                    processed_events.c.event_id == event_id,
+                    processed_events.c.state == "handling",
+                )
+            )
 
     async def remember_event(self, team_id: str, event_id: str, now: datetime) -> bool:
         """Note a delivered Slack event; True the first time, False for every redelivery."""
@@ -1304,6 +1547,25 @@ def _booking_from_row(row: sa.Row[Any]) -> Booking:
         thread_ts=row.thread_ts,
         message_ts=row.message_ts,
         event_link=row.event_link,
+    )
+
+
+_DELIVERY_COLUMNS = (
+    bookings.c.state,
+    bookings.c.reply_to,
+    bookings.c.invite_file_id,
+    bookings.c.invite_channel_id,
+    bookings.c.delivering_until,
+)
+
+
+def _delivery_from_row(row: Any) -> Delivery:
+    return Delivery(
+        state=BookingState(row.state),
+        reply_to=dict(row.reply_to or {}),
+        invite_file_id=row.invite_file_id,
+        invite_channel_id=row.invite_channel_id,
+        delivering_until=row.delivering_until,
     )
 
 

@@ -10,7 +10,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import OfferError, SlotTakenError
 from handlers import blocks, ids
-from handlers.conversation import conversation_link, replace_message, share_invite
+from handlers.conversation import conversation_link, replace_message
+from handlers.delivery import ReplyTo, deliver
 from handlers.errors import reporting_errors
 from handlers.payloads import Click, read_click
 from handlers.services import Services
@@ -35,9 +36,22 @@ def register(app: AsyncApp, services: Services) -> None:
             click.channel_id,
             click.thread_ts or (None if click.ephemeral else click.message_ts),
         )
+        reply = ReplyTo(
+            user_id=click.user_id,
+            channel_id=click.channel_id,
+            thread_ts=click.thread_ts,
+            message_ts=click.message_ts,
+            ephemeral=click.ephemeral,
+            response_url=respond.response_url,
+        )
         try:
             confirmation = await services.scheduler.book(
-                click.team_id, click.user_id, offer_id, index, conversation_link=link
+                click.team_id,
+                click.user_id,
+                offer_id,
+                index,
+                conversation_link=link,
+                reply_to=reply.to_json(),
             )
         except SlotTakenError as taken:
             proposal = await services.scheduler.current_offer(
@@ -51,22 +65,8 @@ def register(app: AsyncApp, services: Services) -> None:
                 blocks.offer_blocks(proposal, note=taken.user_message),
             )
             return
-        if not confirmation.fresh:
-            return  # a second click or a retry: the first one delivers the confirmation
-        channel = await share_invite(client, confirmation, user_id=click.user_id)
-        await _replace(
-            client,
-            respond,
-            click,
-            blocks.confirmation_text(confirmation),
-            blocks.confirmation_blocks(confirmation),
-        )
-        await services.scheduler.mark_delivered(
-            click.team_id,
-            confirmation.booking.key,
-            channel_id=channel,
-            message_ts=None if click.ephemeral else click.message_ts,
-        )
+        # Delivered once, whoever gets there first: this click, a retry, or the reconcile.
+        await deliver(client, services.scheduler, confirmation)
 
     @app.action(ids.MORE_TIMES)
     @reporting_errors

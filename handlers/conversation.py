@@ -1,9 +1,8 @@
-"""Where Slotbot speaks: offers to the requester, invites into the conversation, replacements.
+"""Where Slotbot speaks: offers to the requester and replacements of the messages they sit in.
 
 The one place that knows Slack's delivery rules: ephemeral offers are replaced through the
 click's ``response_url`` (their click payload has no ``message``), normal ones with
-``chat.update``; an .ics goes where the request was, or to the requester's DM when the bot
-cannot post there.
+``chat.update``. Invites and confirmations of bookings go through ``handlers.delivery``.
 """
 
 from __future__ import annotations
@@ -17,13 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.scheduling.booking import Confirmation
-from handlers.blocks import escape
-
-__all__ = ["Place", "conversation_link", "post_to", "replace_message", "share_invite"]
-
-#: Errors that mean "the bot cannot post here", so the requester's DM is used instead.
-_CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
+__all__ = ["Place", "conversation_link", "post_to", "replace_message"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,38 +90,3 @@ async def conversation_link(
         except SlackApiError:
             pass  # an ephemeral or deleted message has no permalink: the channel will do
     return "https://slack.com/app_redirect?" + urlencode({"team": team_id, "channel": channel_id})
-
-
-async def share_invite(client: AsyncWebClient, confirmation: Confirmation, *, user_id: str) -> str:
-    """Upload the .ics into the offer's conversation (its thread); the channel it landed in."""
-    offer = confirmation.offer
-    title = escape(confirmation.booking.title or "Meeting")
-    comment = f"Invite for {title}: open it to add the meeting to your calendar."
-    if offer.channel_id:
-        try:
-            await _upload(client, confirmation, offer.channel_id, offer.thread_ts, comment)
-            return offer.channel_id
-        except SlackApiError as exc:
-            if exc.response.get("error") not in _CANNOT_POST:
-                raise
-    opened = await client.conversations_open(users=user_id)
-    channel = str((opened.get("channel") or {})["id"])
-    await _upload(client, confirmation, channel, None, comment)
-    return channel
-
-
-async def _upload(
-    client: AsyncWebClient,
-    confirmation: Confirmation,
-    channel: str,
-    thread_ts: str | None,
-    comment: str,
-) -> None:
-    await client.files_upload_v2(
-        channel=channel,
-        thread_ts=thread_ts,
-        content=confirmation.invite,
-        filename=confirmation.filename,
-        title=confirmation.filename,
-        initial_comment=comment,
-    )

@@ -1,5 +1,6 @@
-"""The HTTP edge: ``POST /slack/events`` (signed Slack requests), ``GET /healthz`` and, when
-people connect their own Google accounts, the ``/google/oauth/*`` pages (``oauth_google``).
+"""The HTTP edge: ``POST /slack/events`` (signed Slack requests), ``GET /healthz``, when
+installed in several workspaces ``GET /slack/install`` and ``/slack/oauth_redirect`` (Bolt's
+OAuth flow), and when people connect their own Google accounts the ``/google/oauth/*`` pages.
 
 Signatures are checked here, before Bolt sees anything: forged, stale, future, missing and
 malformed timestamps are all 401 (Bolt alone answers 500 to a non-numeric one), unreadable
@@ -75,7 +76,8 @@ def build_web_app(
     """The aiohttp application serving Bolt; ``signature`` None only for trusted callers.
 
     With ``google_oauth`` it also serves ``/google/oauth/start`` and ``/google/oauth/callback``
-    (people connecting their own Google Calendar).
+    (people connecting their own Google Calendar); when ``bolt`` has an OAuth flow, its install
+    and redirect paths.
     """
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
     web_app[READY] = {"ready": False}
@@ -111,8 +113,27 @@ def build_web_app(
     async def mark_ready(app: web.Application) -> None:
         app[READY]["ready"] = True
 
+    async def slack_install(request: web.Request) -> web.Response:
+        # Bolt's OAuth flow is not part of async_dispatch; its own adapters call it like this.
+        # These are browser visits, not Slack's requests: nothing here is signed.
+        flow = bolt.oauth_flow
+        assert flow is not None
+        bolt_request = AsyncBoltRequest(
+            body="",
+            query=request.query_string,
+            headers={k.lower(): v for k, v in request.headers.items()},
+        )
+        if request.path == flow.install_path:
+            response = await flow.handle_installation(bolt_request)
+        else:
+            response = await flow.handle_callback(bolt_request)
+        return await to_aiohttp_response(response)
+
     web_app.router.add_post(path, slack_events)
     web_app.router.add_get("/healthz", healthz)
+    if bolt.oauth_flow is not None:
+        web_app.router.add_get(bolt.oauth_flow.install_path, slack_install)
+        web_app.router.add_get(bolt.oauth_flow.redirect_uri_path, slack_install)
     if google_oauth is not None:
         google_oauth.register(web_app.router)
     web_app.on_startup.append(mark_ready)

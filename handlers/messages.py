@@ -1,7 +1,12 @@
-"""Direct messages to the bot and @mentions in channels: the same request, by conversation."""
+"""Direct messages to the bot and @mentions in channels: the same request, by conversation.
+
+Slack redelivers an event it thinks failed (up to three times, the first after 3 s even while
+the original is still being handled); each event_id is answered once.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
@@ -28,7 +33,7 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         # Answer in the thread of the mention, visible to the requester only.
         place = Place(request.channel_id, request.user_id, request.thread_ts or request.ts)
-        await _offer(services, client, request, place)
+        await _offer_once(services, client, request, place, body)
 
     @app.event("message")
     @reporting_errors
@@ -44,7 +49,36 @@ def register(app: AsyncApp, services: Services) -> None:
         if request is None:
             return
         place = Place(request.channel_id, request.user_id, request.thread_ts, private=False)
+        await _offer_once(services, client, request, place, body)
+
+
+#: How long a handler may hold an event before a redelivery may take it over (it died).
+EVENT_LEASE = timedelta(seconds=60)
+
+
+async def _offer_once(
+    services: Services,
+    client: AsyncWebClient,
+    request: MessageRequest,
+    place: Place,
+    body: dict[str, Any],
+) -> None:
+    """Answer the request unless this event_id is being answered or was answered already."""
+    event_id = body.get("event_id")
+    if not isinstance(event_id, str) or not event_id:
         await _offer(services, client, request, place)
+        return
+    store = services.scheduler.store
+    now = services.scheduler.clock()
+    if not await store.claim_event(request.team_id, event_id, now, EVENT_LEASE):
+        return  # a redelivery of an event in hand or done
+    try:
+        await _offer(services, client, request, place)
+    except BaseException:
+        # The first delivery really failed: Slack's retry of it must run, not be dropped.
+        await store.release_event(request.team_id, event_id)
+        raise
+    await store.finish_event(request.team_id, event_id)
 
 
 async def _offer(

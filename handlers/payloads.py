@@ -91,8 +91,8 @@ def read_message(
     """
     if event.get("subtype") or event.get("bot_id"):
         return None
-    user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
-    if not (isinstance(user, str) and isinstance(channel, str) and isinstance(ts, str)):
+    user, channel, ts = (_optional(event, name) for name in ("user", "channel", "ts"))
+    if not (user and channel and ts):
         return None
     team = _optional(event, "team") or team_id
     if not team:

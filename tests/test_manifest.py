@@ -29,6 +29,7 @@ REQUIRED_BOT_SCOPES = {
     "commands",
     "chat:write",
     "files:write",
+    "files:read",
     "im:write",
     "im:history",
     "app_mentions:read",

@@ -25,12 +25,16 @@ from bot.invites import InviteDetails, InviteParty, build_invite, invite_filenam
 from bot.models import Booking, BookingState, Participant, ScheduleObject, TimeSlot
 from bot.scheduling.parsing import parse_request
 from bot.scheduling.slots import Availability, SlotRules, SlotSearch, find_free_slots, is_free
-from bot.store import BookingConflict, Offer, Store, UserSettings
+from bot.store import BookingConflict, Delivery, Offer, Store, UserSettings
 
 __all__ = ["Confirmation", "Directory", "Proposal", "Scheduler", "booking_key_for"]
 
 #: Attendees above this are refused: the offer must stay readable and free/busy cheap.
 MAX_ATTENDEES = 50
+#: How long one deliverer may hold a booking's delivery before another may take it over.
+DELIVERY_LEASE = timedelta(seconds=60)
+#: The key in a booking's ``reply_to`` under which the conversation link is kept.
+_LINK = "conversation_link"
 
 
 class Directory(Protocol):
@@ -82,6 +86,11 @@ class Confirmation:
     offer: Offer
     invites_attendees: bool = True
 
+    @property
+    def delivered(self) -> bool:
+        """Whether the confirmation and the .ics already reached the conversation."""
+        return self.booking.state == BookingState.CONFIRMED
+
 
 def booking_key_for(team_id: str, offer_id: str) -> str:
     """One booking per offer: the key every retry and every second click arrives at."""
@@ -101,6 +110,7 @@ class Scheduler:
         offer_ttl: timedelta = timedelta(hours=24),
         grid_minutes: int = 15,
         max_offered: int = 6,
+        delivery_lease: timedelta = DELIVERY_LEASE,
     ) -> None:
         self.store = store
         self.calendar = calendar
@@ -109,6 +119,7 @@ class Scheduler:
         self.offer_ttl = offer_ttl
         self.grid_minutes = grid_minutes
         self.max_offered = max_offered
+        self.delivery_lease = delivery_lease
 
     # -- offering --
 
@@ -273,6 +284,7 @@ class Scheduler:
         index: int,
         *,
         conversation_link: str | None = None,
+        reply_to: Mapping[str, Any] | None = None,
     ) -> Confirmation:
         """Book slot ``index`` of the offer: re-check, create the event, build the invite.
 
@@ -281,7 +293,9 @@ class Scheduler:
         attempt claimed the booking but failed to create the event (the calendar refused or
         was down), the requester's next click resumes it: same slot, same event id, and this
         call, the one that finishes it, is ``fresh``. ``conversation_link`` is where the
-        request was made; the event's description points back to it.
+        request was made; the event's description points back to it. ``reply_to`` (opaque
+        here) is stored with the booking from the moment it is claimed, so that whoever
+        finishes it (this call, a retried click, ``resume``) knows where to confirm it.
         """
         now = self.clock()
         key = booking_key_for(team_id, offer_id)
@@ -296,6 +310,10 @@ class Scheduler:
             )
         if existing is not None and existing.organizer_id != user_id:
             raise PermissionDeniedError("This meeting was booked by someone else.")
+        reply = {**(reply_to or {}), _LINK: conversation_link}
+        if existing is not None and existing.state != BookingState.CONFIRMED and reply_to:
+            # A newer click's reply address (its response_url) outlives the first one's.
+            await self.store.set_reply_to(team_id, key, reply)
         if existing is not None and offer is not None and existing.state != BookingState.PENDING:
             return await self._confirmation(existing, offer, fresh=False, now=now)
         if offer is None or not offer.is_open:
@@ -339,6 +357,7 @@ class Scheduler:
                     thread_ts=offer.thread_ts,
                 ),
                 exclusive=True,
+                reply_to=reply,
             )
         except BookingConflict:
             await self._refresh(offer, 0)
@@ -347,6 +366,15 @@ class Scheduler:
             ) from None
         if not fresh and booking.state != BookingState.PENDING:
             return await self._confirmation(booking, offer, fresh=False, now=now)
+        return await self._create(booking, offer, conversation_link, now)
+
+    async def _create(
+        self, booking: Booking, offer: Offer, conversation_link: str | None, now: datetime
+    ) -> Confirmation:
+        """Create a pending booking's event (idempotent by its id) and mark it created."""
+        team_id, key = booking.team_id, booking.key
+        participants = _participants_of(offer)
+        event_id = booking.schedule.calendar_event_id or event_id_for(key)
         created = await self.calendar.create_event(
             team_id, _calendar_event(booking, participants, event_id, conversation_link)
         )
@@ -360,12 +388,52 @@ class Scheduler:
             event_link=created.html_link,
         )
         await self.store.close_offer(team_id, offer.id, now)
-        if stored is None:  # another attempt moved it on first; it delivers the confirmation
+        if stored is None:  # another attempt moved it on first
             current = await self.store.get_booking(team_id, key)
             assert current is not None
             return await self._confirmation(current, offer, fresh=False, now=now)
-        # Whoever moved it from PENDING delivers it, first attempt or a resumed one.
         return await self._confirmation(stored, offer, fresh=True, now=now, created=created)
+
+    async def resume(self, team_id: str, key: str) -> Confirmation | None:
+        """Finish a half-done booking (after a crash): create its event if that never
+        completed, and return its confirmation to deliver. None when there is nothing to
+        finish (unknown, delivered, cancelled, or its offer is gone)."""
+        booking = await self.store.get_booking(team_id, key)
+        if booking is None or booking.offer_id is None:
+            return None
+        if booking.state not in (BookingState.PENDING, BookingState.CREATED):
+            return None
+        offer = await self.store.get_offer(team_id, booking.offer_id, None)
+        if offer is None:
+            return None
+        now = self.clock()
+        if booking.state == BookingState.PENDING:
+            delivery = await self.store.get_delivery(team_id, key)
+            link = delivery.reply_to.get(_LINK) if delivery else None
+            return await self._create(booking, offer, link if isinstance(link, str) else None, now)
+        return await self._confirmation(booking, offer, fresh=False, now=now)
+
+    async def unfinished(self, limit: int = 100) -> list[Booking]:
+        """Bookings left half-done that nobody is working on (a crash, a lapsed lease)."""
+        return await self.store.unfinished_bookings(self.clock(), self.delivery_lease, limit=limit)
+
+    # -- delivering: one deliverer at a time, whoever it is --
+
+    async def lease_delivery(self, team_id: str, key: str) -> Delivery | None:
+        """The right to deliver a created booking for a while; None if someone else has it
+        or there is nothing to deliver."""
+        now = self.clock()
+        return await self.store.lease_delivery(team_id, key, now, now + self.delivery_lease)
+
+    async def record_invite(
+        self, team_id: str, key: str, *, file_id: str | None, channel_id: str | None
+    ) -> None:
+        """Remember the invite upload in progress, before it can be shared."""
+        await self.store.record_invite(team_id, key, file_id=file_id, channel_id=channel_id)
+
+    async def release_delivery(self, team_id: str, key: str) -> None:
+        """Delivering failed; the next attempt may start at once."""
+        await self.store.release_delivery(team_id, key)
 
     async def upcoming(self, team_id: str, user_id: str, limit: int = 20) -> list[Booking]:
         """The person's meetings that have not ended yet, soonest first."""
@@ -374,14 +442,8 @@ class Scheduler:
     async def mark_delivered(
         self, team_id: str, key: str, *, channel_id: str | None, message_ts: str | None
     ) -> None:
-        """The confirmation and the .ics reached the conversation."""
-        await self.store.update_booking(
-            team_id,
-            key,
-            state=BookingState.CONFIRMED,
-            channel_id=channel_id,
-            message_ts=message_ts,
-        )
+        """The confirmation and the .ics reached the conversation (its lease ends)."""
+        await self.store.finish_delivery(team_id, key, channel_id=channel_id, message_ts=message_ts)
 
     async def _confirmation(
         self,

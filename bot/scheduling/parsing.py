@@ -1358,6 +1358,9 @@ def parse_request(text: str, now: datetime, tz: str) -> MeetingRequest:
     message = _clean(text.translate(_LOOKALIKES))
     facts = _Scanner(message, today).run()
     window = _resolve(facts, now, tz, today)
+    if window.end <= window.start:
+        # Constraints that leave nothing between them (and now): say so, never crash.
+        raise _fail("Nothing is left of that time range: it is empty or already over.")
     if facts.duration is not None:
         duration: int | None = facts.duration
     else:

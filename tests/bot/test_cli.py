@@ -1,17 +1,23 @@
-"""The ``slotbot`` command: ``parse`` streams answers line by line; no Slack config explains."""
+"""The ``slotbot`` command: ``parse`` streams answers line by line; without Slack configuration
+it explains what to set and serves the playground; ``try`` is the terminal conversation."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
-from bot.__main__ import main, parse_line
+from bot.__main__ import choose_mode, main, parse_line
+from bot.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,20 +84,76 @@ def test_parse_streams_one_answer_per_line_as_it_arrives() -> None:
         assert process.wait(timeout=30) == 0
 
 
-def test_no_slack_configuration_explains_and_runs_locally(
+@pytest.mark.parametrize(
+    ("command", "env", "mode"),
+    [
+        (None, {}, "playground"),
+        (None, {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}, "socket"),
+        (None, {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}, "serve"),
+        (None, {"SLACK_BOT_TOKEN": "xoxb-1"}, "playground"),
+        ("try", {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}, "try"),
+        ("playground", {}, "playground"),
+    ],
+)
+def test_plain_slotbot_picks_the_mode_from_the_slack_settings(
+    command: str | None, env: dict[str, str], mode: str
+) -> None:
+    """No usable Slack settings → the playground; tokens pick socket or HTTP; a command wins."""
+    assert choose_mode(command, Settings.from_env(env, dotenv=None)) == mode
+
+
+def test_slotbot_try_answers_requests_in_the_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Plain `slotbot` without tokens says what to set, then answers requests locally."""
+    """`slotbot try` is the terminal conversation with the demo colleagues, on SQLite."""
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SLOTBOT_DATA_DIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "stdin", io.StringIO("sync with @ana next week\n"))
-    assert main([]) == 0
+    assert main(["try"]) == 0
     out = capsys.readouterr().out
-    assert "SLACK_BOT_TOKEN" in out and "SLACK_APP_TOKEN" in out and "manifest.yml" in out
     assert "sync · 30 min · with Ana" in out
+    assert "manifest.yml" not in out, "the Slack set-up help belongs to plain `slotbot`"
     assert (tmp_path / "slotbot.db").exists()
+
+
+async def test_plain_slotbot_without_tokens_serves_the_playground(tmp_path: Path) -> None:
+    """`slotbot` with no Slack tokens explains what to set, then serves the playground page."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if "PROXY" not in k.upper() and not k.startswith(("SLACK_", "SLOTBOT_"))
+    }
+    env.update(PYTHONPATH=str(ROOT), PORT="0", SLOTBOT_DATA_DIR=str(tmp_path / "data"))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    try:
+        lines: list[str] = []
+        async with asyncio.timeout(60):
+            while not lines or "Slotbot playground: open" not in lines[-1]:
+                line = (await process.stdout.readline()).decode()
+                assert line, "slotbot exited before serving:\n" + "".join(lines)
+                lines.append(line)
+            url = re.search(r"http://127\.0\.0\.1:\d+/", lines[-1])
+            assert url is not None, lines[-1]
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(url.group(0) + "api/state") as response,
+            ):
+                state = await response.json()
+        out = "".join(lines)
+        assert "SLACK_BOT_TOKEN" in out and "SLACK_APP_TOKEN" in out and "manifest.yml" in out
+        assert [c["name"] for c in state["channels"]] == ["general", "Slotbot"]
+        assert {p["handle"] for p in state["people"]} >= {"ana", "ben", "chen", "dev"}
+        assert (tmp_path / "data" / "playground.db").exists()
+    finally:
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(30):
+            code = await process.wait()
+    assert code == 0, "Ctrl+C stops the playground cleanly"
 
 
 def test_serve_without_a_signing_secret_refuses(
@@ -103,3 +165,22 @@ def test_serve_without_a_signing_secret_refuses(
     monkeypatch.chdir(tmp_path)
     assert main(["serve"]) == 2
     assert "SLACK_SIGNING_SECRET" in capsys.readouterr().err
+
+
+def test_serve_in_many_workspaces_needs_no_bot_token() -> None:
+    """With SLACK_CLIENT_ID, `serve` takes its tokens from installations, not the environment."""
+    from bot.__main__ import _missing
+    from bot.config import Settings
+
+    oauth = Settings.from_env(
+        {
+            "SLACK_CLIENT_ID": "1.2",
+            "SLACK_CLIENT_SECRET": "shh",
+            "SLACK_SIGNING_SECRET": "sig",
+            "SLOTBOT_SECRET_KEY": "k" * 32,
+        },
+        dotenv=None,
+    )
+    assert _missing(oauth, "serve") is None
+    single = Settings.from_env({"SLACK_SIGNING_SECRET": "sig"}, dotenv=None)
+    assert "SLACK_BOT_TOKEN" in (_missing(single, "serve") or "")

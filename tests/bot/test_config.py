@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.config import ConfigError, Settings, read_dotenv
 
@@ -140,3 +141,72 @@ def test_google_settings_that_cannot_work_are_refused_clearly(
     """Impossible or incomplete Google combinations raise ConfigError saying what to change."""
     with pytest.raises(ConfigError, match=re.escape(words)):
         Settings.from_env(_google_env(tmp_path, **env), dotenv=None)
+
+
+# --- installed in several workspaces (Slack OAuth) -------------------------------------------
+
+_OAUTH = {
+    "SLACK_CLIENT_ID": "1111.2222",
+    "SLACK_CLIENT_SECRET": "client-secret",
+    "SLACK_SIGNING_SECRET": "signing-secret",
+    "SLOTBOT_SECRET_KEY": "k" * 32,
+}
+
+
+def test_oauth_mode_defaults_to_the_manifest_scopes_and_bolt_paths() -> None:
+    """Client id and secret alone: HTTP mode, the manifest's bot scopes, /slack/install paths."""
+    settings = Settings.from_env(_OAUTH, dotenv=None)
+    assert settings.slack_oauth and settings.mode == "http"
+    manifest = yaml.safe_load((Path(__file__).parents[2] / "manifest.yml").read_text())
+    assert list(settings.slack_scopes) == manifest["oauth_config"]["scopes"]["bot"]
+    assert settings.slack_install_path == "/slack/install"
+    assert settings.slack_redirect_path == "/slack/oauth_redirect"
+    assert settings.slack_redirect_uri is None
+    assert settings.slack_authorize_url == "https://slack.com/oauth/v2/authorize"
+    assert "client-secret" not in repr(settings)
+
+
+def test_oauth_urls_follow_the_public_url_and_the_api_url() -> None:
+    """The redirect URL is SLOTBOT_PUBLIC_URL + path; the consent page sits beside SLACK_API_URL."""
+    env = {
+        **_OAUTH,
+        "SLOTBOT_PUBLIC_URL": "https://slotbot.example.com/",
+        "SLACK_REDIRECT_PATH": "/oauth/back",
+        "SLACK_API_URL": "http://127.0.0.1:9000/api",
+        "SLACK_SCOPES": "commands, chat:write chat:write",
+    }
+    settings = Settings.from_env(env, dotenv=None)
+    assert settings.slack_redirect_uri == "https://slotbot.example.com/oauth/back"
+    assert settings.slack_authorize_url == "http://127.0.0.1:9000/oauth/v2/authorize"
+    assert settings.slack_scopes == ("commands", "chat:write")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "either SLACK_BOT_TOKEN"),
+        ({"SLACK_APP_TOKEN": "xapp-1"}, "SLACK_APP_TOKEN"),
+        ({"SLACK_CLIENT_SECRET": ""}, "SLACK_CLIENT_SECRET is not set"),
+        ({"SLACK_CLIENT_ID": ""}, "SLACK_CLIENT_ID is not set"),
+        ({"SLOTBOT_SECRET_KEY": ""}, "needs SLOTBOT_SECRET_KEY"),
+        ({"SLACK_SIGNING_SECRET": ""}, "needs SLACK_SIGNING_SECRET"),
+        ({"SLACK_SCOPES": "chat:write,Bad Scope!"}, "SLACK_SCOPES"),
+        ({"SLACK_INSTALL_PATH": "install"}, "SLACK_INSTALL_PATH"),
+        ({"SLACK_REDIRECT_PATH": "/slack/events"}, "must differ"),
+        ({"SLACK_REDIRECT_PATH": "/slack/install"}, "must differ"),
+    ],
+)
+def test_contradictory_or_incomplete_oauth_settings_are_refused(
+    env: dict[str, str], message: str
+) -> None:
+    """One workspace (a bot token) or many (client id), never both; OAuth needs its secrets."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env({**_OAUTH, **env}, dotenv=None)
+
+
+def test_single_workspace_token_mode_is_unchanged() -> None:
+    """A bot token and signing secret without a client id stay in one-workspace HTTP mode."""
+    settings = Settings.from_env(
+        {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}, dotenv=None
+    )
+    assert not settings.slack_oauth and settings.mode == "http"

@@ -120,7 +120,7 @@ def test_a_url_without_a_scheme_is_refused(tmp_path: Path) -> None:
 async def schema_rows(url: str) -> list[int]:
     opened = await Store.open(url)
     try:
-        async with opened._engine.connect() as conn:
+        async with opened.engine.connect() as conn:
             rows = await conn.execute(sa.text("SELECT version FROM schema_version ORDER BY 1"))
             return [row[0] for row in rows]
     finally:
@@ -154,7 +154,7 @@ async def test_concurrent_opens_migrate_once(database_url: str) -> None:
 
 async def test_a_newer_schema_is_refused(store: Store, database_url: str) -> None:
     """A database migrated by a newer Slotbot makes open fail instead of corrupting it."""
-    async with store._engine.begin() as conn:
+    async with store.engine.begin() as conn:
         await conn.execute(
             sa.text(
                 "INSERT INTO schema_version (version, description, applied_at)"

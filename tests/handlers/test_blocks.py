@@ -16,7 +16,7 @@ from bot.models import Booking, BookingState, Participant, ScheduleObject, TimeS
 from bot.scheduling.booking import Confirmation, Proposal
 from bot.store import Offer
 from handlers import blocks, ids
-from tests.emulators.slack import MESSAGE_BLOCK_LIMIT, block_kit_errors
+from playground.slack_api import MESSAGE_BLOCK_LIMIT, block_kit_errors
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 ANA = Participant("U0ANA0001", "Europe/Berlin", "ana@example.com", "Ana")

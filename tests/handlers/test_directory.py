@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import RequestError
 from bot.models import Participant
 from handlers.directory import PeopleCache, SlackDirectory
-from tests.emulators.slack import SlackEmulator, SlackUser
+from playground.slack_api import SlackEmulator, SlackUser
 
 TEAM = "T000TEAM1"
 ANA = SlackUser(

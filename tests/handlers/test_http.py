@@ -19,8 +19,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers.http import MAX_BODY_BYTES, MAX_CLOCK_SKEW_SECONDS, SlackSignature, build_web_app
-from tests.emulators import slack_requests as sr
-from tests.emulators.slack import SlackEmulator
+from playground import slack_requests as sr
+from playground.slack_api import SlackEmulator
 
 SECRET = "http-test-signing-secret"
 NOW = 1_795_000_000  # a fixed "now" for the signature unit tests

@@ -1,5 +1,5 @@
 """Typed readers for Slack payloads, fed the shapes Slack really sends (built by
-tests/emulators/slack_requests.py), the shapes it sends that we must ignore, and junk."""
+playground/slack_requests.py), the shapes it sends that we must ignore, and junk."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from handlers.payloads import (
     read_command,
     read_message,
 )
-from tests.emulators import slack_requests as sr
+from playground import slack_requests as sr
 
 TEAM = sr.DEFAULT_WORKSPACE.team_id
 BOT = sr.DEFAULT_WORKSPACE.bot_user_id

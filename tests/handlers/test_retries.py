@@ -11,7 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import slack_client
 from bot.config import Settings
 from handlers.retries import IDEMPOTENT_METHODS, method_of
-from tests.emulators.slack import SlackEmulator, SlackUser
+from playground.slack_api import SlackEmulator, SlackUser
 
 ANA = SlackUser(id="U0ANA0001", name="ana", tz="Europe/Berlin", email="ana@example.com")
 

@@ -19,8 +19,8 @@ from icalendar import Calendar
 from bot.app import open_slotbot
 from bot.calendars.google import SCOPES
 from bot.config import Settings
+from playground.slack_api import SlackEmulator, SlackUser
 from tests.emulators.google import GoogleEmulator, OAuthClient, ServiceAccount
-from tests.emulators.slack import SlackEmulator, SlackUser
 from tests.scenarios.harness import ANA, BEN, CARA, EVE, SECRET, Clock, Harness
 
 Mode = Literal["delegation", "shared", "oauth"]

@@ -1,5 +1,6 @@
 """A running Slotbot for end-to-end scenarios: ``slotbot serve``'s web app on a loopback port,
-talking to the Slack emulator through the real slack_sdk client, on a real SQLite file.
+talking to the Slack emulator through the real slack_sdk client, on a real SQLite file or the
+PostgreSQL database a test passes in.
 
 Tests send signed HTTP requests in and read what reached "Slack" from the emulator.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +20,9 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import Slotbot, open_slotbot
 from bot.config import Settings
-from tests.emulators import slack_requests
-from tests.emulators.slack import Message, SlackEmulator, SlackUser
+from playground import slack_requests
+from playground.slack_api import Message, SlackEmulator, SlackUser
+from tests.scenarios.processes import ServeProcess
 
 SECRET = "scenario-signing-secret"
 
@@ -101,17 +103,8 @@ class Harness:
         self, text: str, *, user: SlackUser = ANA, channel: str | None = None
     ) -> tuple[int, str]:
         """Send ``/schedule text``; the HTTP status and the command's response_url."""
-        channel = channel or self.channel
-        is_im = channel.startswith("D")
-        response_url = self.slack.mint_response_url(channel=channel, user=user.id)
-        fields = slack_requests.slash_command(
-            text,
-            user_id=user.id,
-            channel_id=channel,
-            response_url=response_url,
-            channel_name="directmessage" if is_im else "general",
-        )
-        response = await self.post(slack_requests.signed_slash_command(fields, secret=SECRET))
+        request, response_url = command_request(self.slack, text, user, channel or self.channel)
+        response = await self.post(request)
         return response.status, response_url
 
     async def wait_for(self, method: str, count: int = 1) -> None:
@@ -142,23 +135,45 @@ class Harness:
         user: SlackUser = ANA,
     ) -> int:
         """Click ``button`` in ``offer`` as ``user``; the HTTP status of the interaction."""
-        action = slack_requests.button_action(button["action_id"], button["value"])
-        ephemeral = offer.message.ephemeral_to is not None
-        response_url = self.slack.mint_response_url(
-            channel=offer.channel, user=user.id, message_ts=offer.message.ts
-        )
-        payload = slack_requests.block_actions(
-            [action],
-            user_id=user.id,
-            channel_id=offer.channel,
-            response_url=response_url,
-            message=None if ephemeral else _message_json(offer.message),
-            message_ts=offer.message.ts,
-        )
-        if offer.message.thread_ts:
-            payload["container"]["thread_ts"] = offer.message.thread_ts
-        response = await self.post(slack_requests.signed_interaction(payload, secret=SECRET))
+        response = await self.post(click_request(self.slack, offer, button, user))
         return response.status
+
+
+def command_request(
+    slack: SlackEmulator, text: str, user: SlackUser, channel: str
+) -> tuple[slack_requests.SignedRequest, str]:
+    """``/schedule text`` from ``user`` in ``channel``, signed; and its response_url."""
+    response_url = slack.mint_response_url(channel=channel, user=user.id)
+    fields = slack_requests.slash_command(
+        text,
+        user_id=user.id,
+        channel_id=channel,
+        response_url=response_url,
+        channel_name="directmessage" if channel.startswith("D") else "general",
+    )
+    return slack_requests.signed_slash_command(fields, secret=SECRET), response_url
+
+
+def click_request(
+    slack: SlackEmulator, offer: Offer, button: dict[str, Any], user: SlackUser
+) -> slack_requests.SignedRequest:
+    """A signed click on ``button`` of ``offer`` by ``user``, with a fresh response_url."""
+    action = slack_requests.button_action(button["action_id"], button["value"])
+    ephemeral = offer.message.ephemeral_to is not None
+    response_url = slack.mint_response_url(
+        channel=offer.channel, user=user.id, message_ts=offer.message.ts
+    )
+    payload = slack_requests.block_actions(
+        [action],
+        user_id=user.id,
+        channel_id=offer.channel,
+        response_url=response_url,
+        message=None if ephemeral else _message_json(offer.message),
+        message_ts=offer.message.ts,
+    )
+    if offer.message.thread_ts:
+        payload["container"]["thread_ts"] = offer.message.thread_ts
+    return slack_requests.signed_interaction(payload, secret=SECRET)
 
 
 def _message_json(message: Message) -> dict[str, Any]:
@@ -177,8 +192,14 @@ def _message_json(message: Message) -> dict[str, Any]:
 
 
 async def start_harness(
-    tmp_path: Path, *, users: tuple[SlackUser, ...] = (ANA, BEN, CARA, EVE), **env: str
+    tmp_path: Path,
+    *,
+    users: tuple[SlackUser, ...] = (ANA, BEN, CARA, EVE),
+    database_url: str | None = None,
+    **env: str,
 ) -> Harness:
+    """Start the emulator and the bot; ``database_url`` (e.g. the ``database_url`` fixture's
+    PostgreSQL database) replaces the default SQLite file in ``tmp_path``."""
     slack = SlackEmulator(users=users)
     await slack.start()
     settings = Settings.from_env(
@@ -186,7 +207,7 @@ async def start_harness(
             "SLACK_BOT_TOKEN": slack.token,
             "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": slack.url,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'slotbot.db'}",
+            "DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'slotbot.db'}",
             "SLOTBOT_DATA_DIR": str(tmp_path),
             **env,
         },
@@ -217,3 +238,98 @@ def offer_in(harness: Harness, channel: str, pick: Callable[[Message], bool] = b
     messages = [m for m in harness.slack.messages_in(channel) if m.blocks and pick(m)]
     assert messages, f"no offer in {channel}"
     return Offer(messages[-1].blocks, channel, messages[-1], None)
+
+
+# --- several instances --------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    """Several ``slotbot serve`` processes on one database; the Slack emulator runs here.
+
+    Requests name the instance they go to, as a load balancer would pick one.
+    """
+
+    slack: SlackEmulator
+    instances: list[ServeProcess]
+    session: aiohttp.ClientSession
+    database_url: str
+    channel: str
+
+    async def post(self, instance: int, request: slack_requests.SignedRequest) -> int:
+        """Send a signed request to instance ``instance`` (modulo their number); its status."""
+        url = self.instances[instance % len(self.instances)].url
+        async with self.session.post(url, data=request.body, headers=request.headers) as r:
+            await r.read()
+            return r.status
+
+    async def command(self, text: str, *, user: SlackUser, instance: int) -> int:
+        """``/schedule text`` from ``user`` in the cluster's channel."""
+        request, _ = command_request(self.slack, text, user, self.channel)
+        return await self.post(instance, request)
+
+    async def click(
+        self, offer: Offer, button: dict[str, Any], *, user: SlackUser, instance: int
+    ) -> int:
+        """Click ``button`` of ``offer`` as ``user``."""
+        return await self.post(instance, click_request(self.slack, offer, button, user))
+
+    def offer_of(self, user: SlackUser) -> Offer | None:
+        """The latest ephemeral message to ``user`` as an offer, if there is one."""
+        messages = self.slack.ephemeral_messages(user=user.id)
+        if not messages:
+            return None
+        return Offer(messages[-1].blocks, messages[-1].channel, messages[-1], None)
+
+    async def wait_for_offers(
+        self, users: Sequence[SlackUser], within: float = 30.0
+    ) -> dict[str, Offer]:
+        """Wait until every one of ``users`` has an offer with Book buttons; by user id."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            offers = {u.id: o for u in users if (o := self.offer_of(u)) and o.buttons("book_slot")}
+            if len(offers) == len(users):
+                return offers
+            if loop.time() > deadline:
+                missing = [u.id for u in users if u.id not in offers]
+                raise TimeoutError(f"no offer reached {missing}")
+            await asyncio.sleep(0.05)
+
+
+async def start_cluster(
+    tmp_path: Path,
+    database_url: str,
+    *,
+    users: Sequence[SlackUser],
+    instances: int = 2,
+    **env: str,
+) -> Cluster:
+    """Start the emulator and ``instances`` serve processes on ``database_url``, all at once
+    (so their start-up migrations race, as they do behind a load balancer)."""
+    slack = SlackEmulator(users=users)
+    await slack.start()
+    environment = {
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.url,
+        "DATABASE_URL": database_url,
+        "SLOTBOT_DATA_DIR": str(tmp_path),
+        "LOG_LEVEL": "WARNING",
+        **env,
+    }
+    processes = [ServeProcess(environment, tmp_path / f"serve-{n}.log") for n in range(instances)]
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    cluster = Cluster(slack, processes, session, database_url, slack.add_channel("general").id)
+    try:
+        await asyncio.gather(*(p.start() for p in processes))
+    except BaseException:
+        await stop_cluster(cluster)
+        raise
+    return cluster
+
+
+async def stop_cluster(cluster: Cluster) -> None:
+    await asyncio.gather(*(p.stop() for p in cluster.instances))
+    await cluster.session.close()
+    await cluster.slack.close()

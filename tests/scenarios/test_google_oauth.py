@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from bot.secrets import SecretBox
 from bot.store import google_accounts
-from tests.emulators.slack import SlackUser
+from playground.slack_api import SlackUser
 from tests.scenarios.google_harness import (
     SECRET_KEY,
     UPLOAD_DONE,
@@ -81,7 +81,7 @@ def starts_at(blocks: object, moment: datetime) -> bool:
 
 
 async def stored_token_column(harness: GoogleBot, user: SlackUser) -> str | None:
-    engine = harness.bot.slotbot.store._engine
+    engine = harness.bot.slotbot.store.engine
     async with engine.connect() as conn:
         value = (
             await conn.execute(

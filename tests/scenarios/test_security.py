@@ -10,7 +10,7 @@ import pytest
 from icalendar import Calendar
 
 from bot.logs import configure_logging
-from tests.emulators import slack_requests
+from playground import slack_requests
 from tests.ical_check import libical_report
 from tests.scenarios.harness import (
     ANA,

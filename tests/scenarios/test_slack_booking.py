@@ -1,5 +1,8 @@
 """End to end through Slack's wire: signed requests into ``slotbot serve``'s app, the real
-slack_sdk client out to the emulator, SQLite underneath. Ask, pick, get the meeting and its .ics."""
+slack_sdk client out to the emulator. Ask, pick, get the meeting and its .ics.
+
+The scenarios that book (or keep offers and bookings) run on SQLite and on PostgreSQL; the rest
+run on SQLite only, to keep the suite quick."""
 
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ from icalendar import Calendar
 
 from bot.models import BookingState
 from bot.scheduling.booking import booking_key_for
-from tests.emulators import slack_requests
-from tests.emulators.slack import SlackEmulator
+from playground import slack_requests
+from playground.slack_api import SlackEmulator
 from tests.ical_check import libical_report
 from tests.scenarios.harness import (
     ANA,
@@ -37,9 +40,17 @@ UPLOAD_DONE = "files.completeUploadExternal"
 RESPONSE = "response_url"
 
 
+#: Run a scenario on both databases: a SQLite file and a fresh PostgreSQL database.
+on_each_database = pytest.mark.usefixtures("database_url")
+
+
 @pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = await start_harness(tmp_path)
+async def bot(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    """The bot on SQLite, or on each database for scenarios marked ``on_each_database``."""
+    database_url = None
+    if "database_url" in request.fixturenames:
+        database_url = request.getfixturevalue("database_url")
+    harness = await start_harness(tmp_path, database_url=database_url)
     yield harness
     await stop_harness(harness)
 
@@ -56,6 +67,7 @@ def ics_of(slack: SlackEmulator) -> Calendar:
     return Calendar.from_ical(upload.content)
 
 
+@on_each_database
 async def test_slash_command_offer_click_books_and_uploads_the_ics(bot: Harness) -> None:
     """/schedule in a channel: ephemeral offer with date tokens; a click books and uploads."""
     await ask(bot, f"design review with <@{BEN.id}> 45m tomorrow afternoon")
@@ -96,6 +108,7 @@ async def test_slash_command_offer_click_books_and_uploads_the_ics(bot: Harness)
     assert booking.schedule.calendar_event_id
 
 
+@on_each_database
 async def test_the_booked_time_is_no_longer_offered(bot: Harness) -> None:
     """After a booking, the next request for the same people does not offer that time again."""
     await ask(bot, f"design review with <@{BEN.id}> 45m tomorrow afternoon")
@@ -111,6 +124,7 @@ async def test_the_booked_time_is_no_longer_offered(bot: Harness) -> None:
     assert f"<!date^{int(booked.timestamp())}^" not in again.text()
 
 
+@on_each_database
 async def test_app_home_lists_upcoming_meetings(bot: Harness) -> None:
     """Opening the Home tab publishes the person's upcoming meetings, the booked one included."""
     await ask(bot, f"quarterly budget with <@{BEN.id}> 45m tomorrow afternoon")
@@ -147,6 +161,7 @@ async def test_mentioning_the_bot_after_someone_keeps_them_invited(bot: Harness)
     assert f"<@{BEN.id}>" in offer.text()
 
 
+@on_each_database
 async def test_another_users_click_is_refused_politely(bot: Harness) -> None:
     """Only the requester books from an offer; anyone else gets an ephemeral note, nothing more."""
     await ask(bot, f"sync with <@{BEN.id}> tomorrow afternoon")
@@ -160,6 +175,7 @@ async def test_another_users_click_is_refused_politely(bot: Harness) -> None:
     assert "book_slot" in str(bot.latest_ephemeral(ANA).blocks)
 
 
+@on_each_database
 async def test_double_click_books_once(bot: Harness) -> None:
     """Two clicks on one offer (even on different slots, at once) make one event and one .ics."""
     await ask(bot, f"sync with <@{BEN.id}> tomorrow afternoon")
@@ -185,6 +201,7 @@ async def _participant(bot: Harness, user_id: str):  # type: ignore[no-untyped-d
     return Participant(user_id, "UTC")
 
 
+@on_each_database
 async def test_direct_message_offers_in_the_dm_and_books_there(bot: Harness) -> None:
     """A DM to the bot gets an offer as a normal message; the click updates it, the .ics lands."""
     im = bot.slack.open_im(ANA.id).id
@@ -213,6 +230,7 @@ async def test_direct_message_offers_in_the_dm_and_books_there(bot: Harness) -> 
     assert updated.edited and "is booked" in str(updated.blocks)
 
 
+@on_each_database
 async def test_mention_in_a_channel_answers_in_the_thread(bot: Harness) -> None:
     """@Slotbot in a channel: the offer is ephemeral in the thread; the .ics goes to that thread."""
     root = bot.slack.post_as_user(bot.channel, ANA.id, "we should talk")
@@ -241,6 +259,7 @@ async def test_mention_in_a_channel_answers_in_the_thread(bot: Harness) -> None:
     assert upload.channel == bot.channel and upload.thread_ts == root.ts
 
 
+@on_each_database
 async def test_invite_goes_to_the_dm_when_the_bot_is_not_in_the_channel(bot: Harness) -> None:
     """Where the bot cannot post, the .ics arrives in the requester's DM instead."""
     closed = bot.slack.add_channel("private-ish", bot_is_member=False).id
@@ -263,6 +282,7 @@ async def test_nothing_fits_explains_why(bot: Harness) -> None:
     assert "Tokyo" in offer.text()
 
 
+@on_each_database
 async def test_more_times_pages_and_cancel_withdraws(bot: Harness) -> None:
     """More times shows later slots in place of the first ones; Cancel closes the offer."""
     await ask(bot, f"sync with <@{BEN.id}> next week")
@@ -320,6 +340,7 @@ async def test_bad_requests_get_a_friendly_answer(bot: Harness, text: str, expec
     assert not bot.slack.uploaded_files()
 
 
+@on_each_database
 async def test_an_expired_offer_says_so(bot: Harness) -> None:
     """A click on an offer past its expiry gets a note to ask again, and books nothing."""
     await ask(bot, f"sync with <@{BEN.id}> next week")

@@ -22,8 +22,8 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.emulators import slack_requests
-from tests.emulators.slack import (
+from playground import slack_requests
+from playground.slack_api import (
     MESSAGE_BLOCK_LIMIT,
     RESPONSE_URL,
     UPLOAD_URL,

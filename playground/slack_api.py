@@ -2,7 +2,9 @@
 
 It keeps conversations, views and files, enforces Block Kit limits, records every call and can
 inject faults. It also speaks Socket Mode: ``apps.connections.open`` with the app-level token, a
-WebSocket that says hello, carries envelopes to the app and records its acks.
+WebSocket that says hello, carries envelopes to the app and records its acks. For apps installed
+in several workspaces it serves the OAuth consent page and ``oauth.v2.access``, and answers each
+workspace's bot token (``add_workspace``) as that workspace.
 Free of pytest, so a local playground can run it as well as the tests.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import json
 import mimetypes
 import secrets
@@ -20,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -34,6 +37,7 @@ __all__ = [
     "Call",
     "Channel",
     "Envelope",
+    "Hold",
     "Message",
     "ScheduledMessage",
     "SlackEmulator",
@@ -41,6 +45,7 @@ __all__ = [
     "SocketAck",
     "SocketConnection",
     "UploadedFile",
+    "Workspace",
     "block_kit_errors",
     "users_from",
     "view_errors",
@@ -63,6 +68,12 @@ _RESPONSE_URL_LIFETIME = 30 * 60
 SOCKET_ACK_DEADLINE = 3.0
 # Methods that take the app-level token (xapp-…) rather than the bot token.
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+# Methods called with the app's client id and secret (HTTP Basic) rather than a token.
+_CLIENT_CREDENTIAL_METHODS = frozenset({"oauth.v2.access"})
+# The bot token of the request being answered, so methods can answer as its workspace.
+_request_token: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "_request_token", default=None
+)
 # Parameters slack_sdk may send JSON-encoded inside a form or query string.
 _JSON_PARAMS = ("blocks", "attachments", "view", "files", "metadata")
 
@@ -82,6 +93,22 @@ class SlackUser:
     is_bot: bool = False
     deleted: bool = False
     display_name: str = ""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace the app is installed in: its team, its bot and the bot token it was given.
+
+    ``installer`` is who clicks "Allow" on the consent page.
+    """
+
+    team_id: str
+    token: str
+    bot_user_id: str
+    bot_id: str
+    installer: str
+    team_name: str = "Slotbot Dev"
+    team_domain: str = "slotbot-dev"
 
 
 @dataclass(frozen=True)
@@ -163,6 +190,7 @@ class Call:
     status: int
     response: JSON | str
     body: bytes | None = None
+    token: str | None = None  # the token the call was made with (bot, app or none)
 
     @property
     def ok(self) -> bool:
@@ -237,6 +265,25 @@ class _Link:
 
     def snapshot(self) -> SocketConnection:
         return SocketConnection(self.id, self.ticket, self.opened_at, self.closed_at)
+
+
+@dataclass
+class Hold:
+    """One call of ``method`` held back by ``SlackEmulator.hold`` until ``release()``.
+
+    ``arrived`` is set once the call came in (and, with ``apply_first``, was carried out).
+    A call held before it was applied whose caller is gone by the release (killed) is
+    ``dropped``: never applied, as a request Slack never fully received.
+    """
+
+    method: str
+    apply_first: bool
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    dropped: bool = False
+
+    def release(self) -> None:
+        self.released.set()
 
 
 @dataclass
@@ -494,6 +541,13 @@ async def _read_request(
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
         token = auth.removeprefix("Bearer ").strip()
+    elif auth.startswith("Basic "):
+        # oauth.v2.access: the app's client id and secret, as slack_sdk sends them.
+        with contextlib.suppress(ValueError):
+            pair = base64.b64decode(auth.removeprefix("Basic ").strip()).decode()
+            client_id, _, client_secret = pair.partition(":")
+            params.setdefault("client_id", client_id)
+            params.setdefault("client_secret", client_secret)
     return _decode_json_params(params), encoding, token
 
 
@@ -553,6 +607,7 @@ class SlackEmulator:
         self._used_triggers: set[str] = set()
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._faults: dict[str, list[_Fault]] = {}
+        self._holds: dict[str, Hold] = {}
         self._limited_until: dict[str, float] = {}
         self._calls: list[Call] = []
         self._call_event: asyncio.Event | None = None
@@ -565,10 +620,19 @@ class SlackEmulator:
         self._closing: asyncio.Event | None = None
         self._seq = 0
         self._last_ts_micros = 0
+        # OAuth: the app's credentials, the redirect URL configured for it, codes not yet used.
+        self.client_id = "1111111111.2222222222"
+        self.client_secret = "emulator-client-secret"
+        self.oauth_redirect_url: str | None = None
+        self._codes: dict[str, tuple[Workspace, str | None, str]] = {}
+        self._workspaces: dict[str, Workspace] = {
+            token: Workspace(team_id, token, bot_user_id, bot_id, "", "Slotbot Dev", team_domain)
+        }
         self._runner: web.AppRunner | None = None
         self._root = ""
         self._methods: dict[str, _Handler] = {
             "auth.test": self._auth_test,
+            "oauth.v2.access": self._oauth_v2_access,
             "apps.connections.open": self._apps_connections_open,
             "users.info": self._users_info,
             "users.list": self._users_list,
@@ -602,6 +666,7 @@ class SlackEmulator:
         app.router.add_post("/response/{id}", self._handle_response_url)
         app.router.add_get("/files-pri/{team_file}/{name}", self._handle_download)
         app.router.add_get("/link/", self._handle_link)
+        app.router.add_get("/oauth/v2/authorize", self._handle_consent)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -638,7 +703,54 @@ class SlackEmulator:
             raise RuntimeError("the Slack emulator is not started")
         return f"{self._root}api/"
 
+    @property
+    def authorize_url(self) -> str:
+        """The consent page, where an app's install link sends the browser."""
+        if not self._root:
+            raise RuntimeError("the Slack emulator is not started")
+        return f"{self._root}oauth/v2/authorize"
+
     # --- seeding ---
+
+    def add_workspace(
+        self,
+        team_id: str,
+        *,
+        installer: str,
+        team_name: str = "",
+        team_domain: str = "",
+    ) -> Workspace:
+        """Another workspace that can install the app; ``installer`` must be in the directory.
+
+        The consent page picks it with ``?team=team_id``; its bot token (minted at install)
+        is answered as this workspace by ``auth.test``. Directory and conversations are shared.
+        """
+        if installer not in self._users:
+            raise KeyError(installer)
+        found = [w for w in self._workspaces.values() if w.team_id == team_id]
+        if found:
+            workspace = replace(found[0], installer=installer)
+        else:
+            suffix = team_id[-4:]
+            workspace = Workspace(
+                team_id=team_id,
+                token=f"xoxb-{team_id}-{secrets.token_hex(12)}",
+                bot_user_id=f"U0B0T{suffix}",
+                bot_id=f"B0B0T{suffix}",
+                installer=installer,
+                team_name=team_name or f"Team {team_id}",
+                team_domain=team_domain or team_id.lower(),
+            )
+            self.add_user(SlackUser(id=workspace.bot_user_id, name="slotbot", is_bot=True))
+        self._workspaces[workspace.token] = workspace
+        return workspace
+
+    def workspace(self, team_id: str) -> Workspace:
+        """A workspace by team id (the one built from the constructor included)."""
+        for workspace in self._workspaces.values():
+            if workspace.team_id == team_id:
+                return workspace
+        raise KeyError(team_id)
 
     def add_user(self, user: SlackUser) -> SlackUser:
         """Add (or replace) a member of the directory."""
@@ -735,6 +847,14 @@ class SlackEmulator:
         if status == 429 and retry_after is None:
             retry_after = 1
         self._faults.setdefault(method, []).append(_Fault(n, status, error, retry_after))
+
+    def hold(self, method: str, *, apply_first: bool = True) -> Hold:
+        """Hold back the next call of ``method`` until the returned hold is released: after
+        carrying it out (the answer is lost if the caller dies), or before (``apply_first``
+        False: a caller that died meanwhile leaves it undone). Web API methods only."""
+        held = Hold(method, apply_first)
+        self._holds[method] = held
+        return held
 
     def deliver_due(self) -> list[Message]:
         """Post every scheduled message whose ``post_at`` has come; return the new messages."""
@@ -981,7 +1101,10 @@ class SlackEmulator:
         response: JSON | str,
         body: bytes | None = None,
     ) -> None:
-        self._calls.append(Call(method, params, encoding, self.clock(), status, response, body))
+        call = Call(
+            method, params, encoding, self.clock(), status, response, body, _request_token.get()
+        )
+        self._calls.append(call)
         if self._call_event is not None:
             self._call_event.set()
 
@@ -1021,12 +1144,16 @@ class SlackEmulator:
     # --- Socket Mode internals ---
 
     def _authorize(self, method: str, token: str | None) -> None:
+        if method in _CLIENT_CREDENTIAL_METHODS:
+            return  # checked by the method itself
         if not token:
             raise _SlackError("not_authed")
-        expected = self.app_token if method in _APP_TOKEN_METHODS else self.token
-        if token == expected:
+        if method in _APP_TOKEN_METHODS:
+            if token == self.app_token:
+                return
+        elif token in self._workspaces:
             return
-        if token in (self.token, self.app_token):
+        if token in self._workspaces or token == self.app_token:
             # Slack knows the token but it is the wrong kind for this method.
             raise _SlackError("not_allowed_token_type")
         raise _SlackError("invalid_auth")
@@ -1144,11 +1271,19 @@ class SlackEmulator:
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params, encoding, token = await _read_request(request)
+        _request_token.set(token)
         await self._delay(method)
         faulted = self._fault_response(method)
         if faulted is not None:
             self._record(method, params, encoding, faulted.status, _response_body(faulted))
             return faulted
+        held = self._holds.pop(method, None)
+        if held is not None and not held.apply_first:
+            held.arrived.set()
+            await self._until_released(held)
+            if request.transport is None or request.transport.is_closing():
+                held.dropped = True
+                return web.Response(status=503)  # nobody is listening any more
         handler = self._methods.get(method)
         try:
             if handler is None:
@@ -1158,7 +1293,18 @@ class SlackEmulator:
         except _SlackError as exc:
             body = exc.payload()
         self._record(method, params, encoding, 200, body)
+        if held is not None and held.apply_first:
+            held.arrived.set()
+            await self._until_released(held)
         return web.json_response(body)
+
+    async def _until_released(self, held: Hold) -> None:
+        assert self._closing is not None
+        # Wake on close() too, so a test that forgets to release never hangs the teardown.
+        waits = [asyncio.ensure_future(e.wait()) for e in (held.released, self._closing)]
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
 
     async def _handle_upload(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
@@ -1378,13 +1524,56 @@ class SlackEmulator:
     # --- auth and users ---
 
     async def _auth_test(self, params: JSON) -> JSON:
+        workspace = self._workspaces[str(_request_token.get())]
         return {
-            "url": f"https://{self.team_domain}.slack.com/",
-            "team": "Slotbot Dev",
+            "url": f"https://{workspace.team_domain}.slack.com/",
+            "team": workspace.team_name,
             "user": "slotbot",
-            "team_id": self.team_id,
-            "user_id": self.bot_user_id,
-            "bot_id": self.bot_id,
+            "team_id": workspace.team_id,
+            "user_id": workspace.bot_user_id,
+            "bot_id": workspace.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    async def _handle_consent(self, request: web.Request) -> web.Response:
+        """The consent page, "Allow" already clicked: back to the app with a one-time code."""
+        query = request.query
+        if query.get("client_id") != self.client_id:
+            return web.Response(status=400, text="invalid_client_id")
+        redirect_uri = query.get("redirect_uri") or self.oauth_redirect_url
+        if not redirect_uri or urlsplit(redirect_uri).scheme not in ("http", "https"):
+            return web.Response(status=400, text="bad_redirect_uri")
+        installable = [w for w in self._workspaces.values() if w.installer]
+        team = query.get("team")
+        chosen = [w for w in installable if w.team_id == team] if team else installable[-1:]
+        if not chosen:
+            return web.Response(status=400, text="team_not_found")
+        code = f"{chosen[0].team_id}.{secrets.token_hex(16)}"
+        self._codes[code] = (chosen[0], query.get("redirect_uri"), query.get("scope", ""))
+        back = {"code": code, "state": query.get("state", "")}
+        separator = "&" if "?" in redirect_uri else "?"
+        raise web.HTTPFound(f"{redirect_uri}{separator}{urlencode(back)}")
+
+    async def _oauth_v2_access(self, params: JSON) -> JSON:
+        if params.get("client_id") != self.client_id:
+            raise _SlackError("invalid_client_id")
+        if params.get("client_secret") != self.client_secret:
+            raise _SlackError("bad_client_secret")
+        grant = self._codes.pop(str(params.get("code") or ""), None)
+        if grant is None:
+            raise _SlackError("invalid_code")
+        workspace, redirect_uri, scope = grant
+        if redirect_uri is not None and params.get("redirect_uri") != redirect_uri:
+            raise _SlackError("bad_redirect_uri")
+        return {
+            "access_token": workspace.token,
+            "token_type": "bot",
+            "scope": scope,
+            "bot_user_id": workspace.bot_user_id,
+            "app_id": self.app_id,
+            "team": {"id": workspace.team_id, "name": workspace.team_name},
+            "enterprise": None,
+            "authed_user": {"id": workspace.installer},
             "is_enterprise_install": False,
         }
 
