@@ -135,18 +135,30 @@ def socket_handler(slotbot: Slotbot) -> AsyncSocketModeHandler:
 
 async def _socket(settings: Settings) -> None:
     """Socket Mode: Slotbot opens the connection to Slack; no public URL needed."""
+    from aiohttp import web
+
     from bot.app import open_slotbot
 
     slotbot = await open_slotbot(settings)
     slotbot.start_reconcile()  # stopped by slotbot.close()
+    side: web.AppRunner | None = None
     try:
+        if slotbot.accounts is not None:
+            # People connecting their Google account come back through a browser: serve those
+            # routes (and /healthz) beside the socket; Slack's own requests stay on the socket.
+            side = web.AppRunner(slotbot.web_app(slack_events=False), access_log=None)
+            await side.setup()
+            await web.TCPSite(side, settings.host, settings.port).start()
         handler = socket_handler(slotbot)
         try:
             await handler.start_async()  # type: ignore[no-untyped-call]  # untyped in slack_bolt
         finally:
             await handler.close_async()  # type: ignore[no-untyped-call]
     finally:
-        await slotbot.close()
+        if side is not None:
+            await side.cleanup()  # closes the store through the app's cleanup
+        else:
+            await slotbot.close()
 
 
 def _missing(settings: Settings, mode: str) -> str | None:

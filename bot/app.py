@@ -118,15 +118,22 @@ class Slotbot:
             )
             self.reconciler.start()
 
-    def web_app(self) -> web.Application:
-        """The aiohttp app for HTTP mode; refuses to run without a signing secret."""
-        if not self.settings.slack_signing_secret:
-            raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET to verify Slack's requests")
+    def web_app(self, *, slack_events: bool = True) -> web.Application:
+        """The aiohttp app: Slack's requests (HTTP mode; refused without a signing secret),
+        ``/healthz`` and the browser routes. ``slack_events`` False is Socket Mode's side app."""
+        signature = None
+        if slack_events:
+            if not self.settings.slack_signing_secret:
+                raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET to verify Slack's requests")
+            signature = SlackSignature(self.settings.slack_signing_secret)
         oauth = None
         if self.accounts is not None:
             oauth = GoogleOAuthRoutes(self.accounts, self.scheduler, self.bolt.client)
         web_app = build_web_app(
-            self.bolt, SlackSignature(self.settings.slack_signing_secret), google_oauth=oauth
+            self.bolt,
+            signature,
+            path="/slack/events" if slack_events else None,
+            google_oauth=oauth,
         )
 
         async def close(_: web.Application) -> None:

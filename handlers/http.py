@@ -70,10 +70,13 @@ def build_web_app(
     bolt: AsyncApp,
     signature: SlackSignature | None,
     *,
-    path: str = "/slack/events",
+    path: str | None = "/slack/events",
     google_oauth: GoogleOAuthRoutes | None = None,
 ) -> web.Application:
     """The aiohttp application serving Bolt; ``signature`` None only for trusted callers.
+
+    ``path`` None serves no Slack requests at all (Socket Mode, where Slack's requests come
+    over the socket and only ``/healthz`` and the browser routes are needed).
 
     With ``google_oauth`` it also serves ``/google/oauth/start`` and ``/google/oauth/callback``
     (people connecting their own Google Calendar); when ``bolt`` has an OAuth flow, its install
@@ -129,7 +132,8 @@ def build_web_app(
             response = await flow.handle_callback(bolt_request)
         return await to_aiohttp_response(response)
 
-    web_app.router.add_post(path, slack_events)
+    if path is not None:
+        web_app.router.add_post(path, slack_events)
     web_app.router.add_get("/healthz", healthz)
     if bolt.oauth_flow is not None:
         web_app.router.add_get(bolt.oauth_flow.install_path, slack_install)

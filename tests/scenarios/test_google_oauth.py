@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 import sqlalchemy as sa
+from aiohttp.test_utils import TestServer
 
 from bot.secrets import SecretBox
 from bot.store import google_accounts
@@ -220,3 +221,22 @@ async def test_links_are_signed_single_use_short_lived_and_bound_to_the_browser(
         status, page, _ = await open_in_browser(late, session)
     assert status == 400 and "expired" in page
     assert await stored_token_column(oauth, BEN) is None
+
+
+async def test_socket_mode_side_app_serves_the_browser_routes_but_no_slack_requests(
+    oauth: GoogleBot,
+) -> None:
+    """In Socket Mode the connect links still work (and /healthz), while nothing accepts
+    Slack requests over HTTP: those arrive only through the socket."""
+    side = TestServer(oauth.bot.slotbot.web_app(slack_events=False), host="127.0.0.1")
+    await side.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(side.make_url("/slack/events"), data=b"{}") as response:
+                assert response.status in (404, 405)
+            async with session.get(side.make_url("/healthz")) as response:
+                assert response.status == 200
+            async with session.get(side.make_url("/google/oauth/start?state=forged")) as page:
+                assert page.status == 400 and "link" in (await page.text()).lower()
+    finally:
+        await side.close()  # its cleanup closes the Slotbot too; closing again is harmless
