@@ -23,6 +23,7 @@ from bot.calendars.local import LocalCalendar
 from bot.config import Settings
 from bot.scheduling.booking import Scheduler
 from bot.store import Store, database_url_from
+from bot.webhooks import Outbox, Webhooks
 from handlers import Services, register_handlers
 from handlers.http import SlackSignature, build_web_app
 from handlers.installations import SlackInstalls, oauth_settings, open_slack_installs
@@ -109,9 +110,13 @@ class Slotbot:
     accounts: GoogleAccounts | None = None
     reconciler: Reconciler | None = None
     session: aiohttp.ClientSession | None = None
+    outbox: Outbox | None = None  # sends webhooks, when SLOTBOT_WEBHOOK_URLS names some
 
     def start_reconcile(self) -> None:
-        """Finish half-done bookings now and every ``SLOTBOT_RECONCILE_SECONDS`` (0: never)."""
+        """Finish half-done bookings now and every ``SLOTBOT_RECONCILE_SECONDS`` (0: never);
+        and start sending webhooks from the outbox."""
+        if self.outbox is not None:
+            self.outbox.start()
         if self.settings.reconcile_seconds > 0 and self.reconciler is None:
             self.reconciler = Reconciler(
                 self.bolt.client, self.scheduler, self.settings.reconcile_seconds
@@ -149,6 +154,8 @@ class Slotbot:
     async def close(self) -> None:
         if self.reconciler is not None:
             await self.reconciler.stop()
+        if self.outbox is not None:
+            await self.outbox.stop()
         if self.session is not None:
             await self.session.close()
         await self.store.close()
@@ -221,6 +228,7 @@ async def open_slotbot(
     """
     store = await Store.open(database_url_from(settings.database_url, settings.data_dir))
     accounts = google_accounts(settings, store, clock)
+    webhooks = Webhooks(settings.webhook_urls) if settings.webhook_urls else None
     scheduler = Scheduler(
         store,
         calendar or _calendar_for(settings, store, accounts, retry_sleep),
@@ -228,6 +236,7 @@ async def open_slotbot(
         default_duration_minutes=settings.default_duration_minutes,
         offer_ttl=timedelta(minutes=settings.offer_ttl_minutes),
         delivery_lease=timedelta(seconds=settings.delivery_lease_seconds),
+        webhooks=webhooks,
     )
     installs = await _slack_installs(settings, store)
     session = None
@@ -235,4 +244,8 @@ async def open_slotbot(
         session = aiohttp.ClientSession()
         client = slack_client(settings, session)
     bolt = create_app(settings, scheduler, client=client, accounts=accounts, installs=installs)
-    return Slotbot(settings, store, scheduler, bolt, accounts, session=session)
+    outbox = None
+    if webhooks is not None:
+        assert settings.webhook_secret  # Settings refuse URLs without it
+        outbox = Outbox(store, webhooks, settings.webhook_secret, clock=clock)
+    return Slotbot(settings, store, scheduler, bolt, accounts, session=session, outbox=outbox)

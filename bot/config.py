@@ -206,6 +206,28 @@ def _path(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _webhook_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("SLOTBOT_WEBHOOK_URLS", "").strip()
+    urls = tuple(dict.fromkeys(u for u in re.split(r"[\s,]+", raw) if u))
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                "SLOTBOT_WEBHOOK_URLS must be http(s) URLs separated by commas or spaces, like "
+                f"https://hooks.example.com/slotbot; {url!r} is not one"
+            )
+    return urls
+
+
+def _check_webhooks(settings: Settings) -> None:
+    """Webhooks are signed: URLs without the secret to sign them with are refused."""
+    if settings.webhook_urls and not settings.webhook_secret:
+        raise ConfigError(
+            "SLOTBOT_WEBHOOK_URLS needs SLOTBOT_WEBHOOK_SECRET, the key every webhook is signed "
+            "with (make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+
+
 def _check_slack(settings: Settings) -> None:
     """Refuse Slack credentials that contradict each other: one workspace or many, not both."""
     client_id, client_secret = settings.slack_client_id, settings.slack_client_secret
@@ -279,10 +301,13 @@ class Settings:
     slack_scopes: tuple[str, ...] = DEFAULT_SLACK_SCOPES
     slack_install_path: str = "/slack/install"
     slack_redirect_path: str = "/slack/oauth_redirect"
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_google(self)
         _check_slack(self)
+        _check_webhooks(self)
 
     @classmethod
     def from_env(
@@ -335,6 +360,8 @@ class Settings:
             slack_scopes=_scopes(env),
             slack_install_path=_path(env, "SLACK_INSTALL_PATH", "/slack/install"),
             slack_redirect_path=_path(env, "SLACK_REDIRECT_PATH", "/slack/oauth_redirect"),
+            webhook_urls=_webhook_urls(env),
+            webhook_secret=text("SLOTBOT_WEBHOOK_SECRET"),
         )
 
     @property

@@ -40,9 +40,11 @@ __all__ = [
     "EventStatus",
     "LocalEvent",
     "Offer",
+    "OutboxEntry",
     "SchemaTooNewError",
     "Store",
     "UserSettings",
+    "WebhookMessage",
     "database_url_from",
 ]
 
@@ -215,6 +217,35 @@ class Delivery:
     invite_file_id: str | None
     invite_channel_id: str | None
     delivering_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookMessage:
+    """One POST owed: ``body`` (the exact text that is signed and sent) to ``url``.
+
+    ``event_id`` names the event; with ``url`` it makes the outbox row unique.
+    """
+
+    event_id: str
+    team_id: str
+    kind: str
+    url: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A webhook row of the outbox as stored, with how far delivering it got."""
+
+    id: int
+    message: WebhookMessage
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    lease_until: datetime | None
+    delivered_at: datetime | None
+    gave_up_at: datetime | None
+    last_error: str | None
 
 
 class BookingConflict(Exception):
@@ -445,10 +476,35 @@ def _v4_columns() -> dict[str, list[sa.Column[Any]]]:
     }
 
 
+def _define_v5(md: sa.MetaData) -> None:
+    # Webhook deliveries still owed: one row per (event, url), kept after delivery for dedupe.
+    sa.Table(
+        "webhook_outbox",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(64), nullable=False),
+        sa.Column("team_id", sa.String(32), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("url", sa.Text, nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("next_attempt_at", UTCDateTime()),  # None once delivered or given up
+        sa.Column("lease_until", UTCDateTime()),
+        sa.Column("delivered_at", UTCDateTime()),
+        sa.Column("gave_up_at", UTCDateTime()),
+        sa.Column("last_error", sa.Text),
+        sa.UniqueConstraint("event_id", "url", name="uq_webhook_outbox_event_url"),
+        sa.Index("ix_webhook_outbox_next_attempt_at", "next_attempt_at"),
+    )
+
+
 _V1 = sa.MetaData()
 _define_v1(_V1)
 _V3 = sa.MetaData()
 _define_v3(_V3)
+_V5 = sa.MetaData()
+_define_v5(_V5)
 
 metadata = sa.MetaData()
 _define_v1(metadata)
@@ -466,6 +522,8 @@ processed_events = metadata.tables["processed_events"]
 google_accounts = metadata.tables["google_accounts"]
 used_oauth_states = metadata.tables["used_oauth_states"]
 pending_requests = metadata.tables["pending_requests"]
+_define_v5(metadata)
+webhook_outbox = metadata.tables["webhook_outbox"]
 
 
 async def _create_v1(conn: AsyncConnection) -> None:
@@ -500,6 +558,10 @@ async def _add_v4(conn: AsyncConnection) -> None:
             await conn.execute(sa.text(ddl))
 
 
+async def _create_v5(conn: AsyncConnection) -> None:
+    await conn.run_sync(_V5.create_all)
+
+
 _Migration = Callable[[AsyncConnection], Any]
 
 # The ordered history of the schema: (version, what it does, the step). Append only.
@@ -508,6 +570,7 @@ _MIGRATIONS: tuple[tuple[int, str, _Migration], ...] = (
     (2, "index local event attendance by person", _index_attendance),
     (3, "Google accounts, used OAuth states, pending requests", _create_v3),
     (4, "booking delivery progress and lease, Slack event leases", _add_v4),
+    (5, "webhook outbox", _create_v5),
 )
 LATEST_VERSION = _MIGRATIONS[-1][0]
 
@@ -830,6 +893,78 @@ class Store:
         if clash is not None:
             raise BookingConflict(booking.key, str(clash[0]))
 
+    async def move_booking(
+        self, team_id: str, key: str, *, schedule: ScheduleObject, expect_sequence: int
+    ) -> Booking | None:
+        """Move a live booking to ``schedule``'s time and raise its sequence by one.
+
+        A compare-and-set on the sequence: None unless the booking is live (created or
+        confirmed) at ``expect_sequence``, so of several racing moves exactly one wins. Like an
+        exclusive claim, it fails with ``BookingConflict`` when the new time overlaps another
+        live booking of anyone on it (the booking itself excluded), checked under the same
+        per-person locks as ``claim_booking``.
+        """
+        where = (bookings.c.team_id == team_id, bookings.c.key == key)
+        live = bookings.c.state.in_([BookingState.CREATED.value, BookingState.CONFIRMED.value])
+        slot = schedule.slot
+        async with self._write() as conn:
+            row = (await conn.execute(sa.select(bookings).where(*where))).first()
+            if row is None:
+                return None
+            current = _booking_from_row(row)
+            if current.sequence != expect_sequence or current.state not in (
+                BookingState.CREATED,
+                BookingState.CONFIRMED,
+            ):
+                return None
+            members = sorted({current.organizer_id, *current.participant_ids})
+            await self._check_free(conn, replace(current, schedule=schedule), members, slot)
+            result = await conn.execute(
+                bookings.update()
+                .where(*where, live, bookings.c.sequence == expect_sequence)
+                .values(
+                    schedule=schedule.to_json(),
+                    start_at=slot.start,
+                    end_at=slot.end,
+                    sequence=expect_sequence + 1,
+                    updated_at=self._clock(),
+                )
+            )
+            if not result.rowcount:
+                return None
+            moved = (await conn.execute(sa.select(bookings).where(*where))).one()
+        return _booking_from_row(moved)
+
+    async def cancel_booking(
+        self, team_id: str, key: str, *, expect_sequence: int
+    ) -> Booking | None:
+        """Mark a live booking cancelled and raise its sequence by one.
+
+        A compare-and-set: None unless it is live (created or confirmed) at ``expect_sequence``,
+        so a double click or a retry cancels it once, and a move in between is not lost.
+        """
+        where = (bookings.c.team_id == team_id, bookings.c.key == key)
+        async with self._write() as conn:
+            result = await conn.execute(
+                bookings.update()
+                .where(
+                    *where,
+                    bookings.c.state.in_(
+                        [BookingState.CREATED.value, BookingState.CONFIRMED.value]
+                    ),
+                    bookings.c.sequence == expect_sequence,
+                )
+                .values(
+                    state=BookingState.CANCELLED.value,
+                    sequence=expect_sequence + 1,
+                    updated_at=self._clock(),
+                )
+            )
+            if not result.rowcount:
+                return None
+            row = (await conn.execute(sa.select(bookings).where(*where))).one()
+        return _booking_from_row(row)
+
     async def booked_intervals(
         self, team_id: str, user_ids: Sequence[str], start: datetime, end: datetime
     ) -> dict[str, list[TimeSlot]]:
@@ -1082,6 +1217,171 @@ class Store:
         async with self._read() as conn:
             rows = (await conn.execute(query)).all()
         return [_booking_from_row(row) for row in rows]
+
+    # -- webhooks: the outbox --
+
+    async def mark_booking_created(
+        self,
+        team_id: str,
+        key: str,
+        *,
+        uid: str,
+        schedule: ScheduleObject,
+        event_link: str | None,
+        announce: Callable[[Booking], Sequence[WebhookMessage]] | None = None,
+        now: datetime | None = None,
+    ) -> Booking | None:
+        """Move a pending booking to created (a compare-and-set: None unless it was pending)
+        and, in the same transaction, enqueue the webhooks ``announce`` makes for it, due at
+        ``now`` (default: the store's clock)."""
+        slot = schedule.slot
+        where = (bookings.c.team_id == team_id, bookings.c.key == key)
+        values = {
+            "state": BookingState.CREATED.value,
+            "uid": uid,
+            "schedule": schedule.to_json(),
+            "start_at": slot.start,
+            "end_at": slot.end,
+            "event_link": event_link,
+            "updated_at": self._clock(),
+        }
+        async with self._write() as conn:
+            result = await conn.execute(
+                bookings.update()
+                .where(*where, bookings.c.state == BookingState.PENDING.value)
+                .values(**values)
+            )
+            if not result.rowcount:
+                return None
+            booking = _booking_from_row(
+                (await conn.execute(sa.select(bookings).where(*where))).one()
+            )
+            if announce is not None:
+                await self._insert_webhooks(conn, announce(booking), now or self._clock())
+        return booking
+
+    async def enqueue_webhooks(self, messages: Sequence[WebhookMessage], now: datetime) -> int:
+        """Add webhook rows due at ``now``; an (event, url) already queued is skipped.
+        The number added."""
+        async with self._write() as conn:
+            return await self._insert_webhooks(conn, messages, now)
+
+    async def _insert_webhooks(
+        self, conn: AsyncConnection, messages: Sequence[WebhookMessage], now: datetime
+    ) -> int:
+        added = 0
+        for message in messages:
+            result = await conn.execute(
+                self._insert(webhook_outbox)
+                .values(
+                    event_id=message.event_id,
+                    team_id=message.team_id,
+                    kind=message.kind,
+                    url=message.url,
+                    body=message.body,
+                    attempts=0,
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+                .on_conflict_do_nothing()
+            )
+            added += int(result.rowcount or 0)
+        return added
+
+    async def claim_webhooks(
+        self, now: datetime, lease_until: datetime, *, limit: int = 20
+    ) -> list[OutboxEntry]:
+        """Lease up to ``limit`` webhook rows due at ``now`` (earliest first) to one sender.
+
+        Rows another sender leased are skipped (``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+        serialized writes on SQLite), so instances sharing a database never send a row twice
+        at once; a sender that died frees its rows when the lease lapses.
+        """
+        due = (
+            sa.select(webhook_outbox.c.id)
+            .where(
+                webhook_outbox.c.next_attempt_at <= now,
+                webhook_outbox.c.delivered_at.is_(None),
+                webhook_outbox.c.gave_up_at.is_(None),
+                sa.or_(webhook_outbox.c.lease_until.is_(None), webhook_outbox.c.lease_until <= now),
+            )
+            .order_by(webhook_outbox.c.next_attempt_at, webhook_outbox.c.id)
+            .limit(limit)
+        )
+        if self._dialect == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        async with self._write() as conn:
+            ids = [row[0] for row in (await conn.execute(due)).all()]
+            if not ids:
+                return []
+            await conn.execute(
+                webhook_outbox.update()
+                .where(webhook_outbox.c.id.in_(ids))
+                .values(lease_until=lease_until)
+            )
+            rows = (
+                await conn.execute(
+                    sa.select(webhook_outbox)
+                    .where(webhook_outbox.c.id.in_(ids))
+                    .order_by(webhook_outbox.c.next_attempt_at, webhook_outbox.c.id)
+                )
+            ).all()
+        return [_outbox_entry_from_row(row) for row in rows]
+
+    async def webhook_delivered(self, entry_id: int, now: datetime) -> None:
+        """The receiver accepted the row (2xx): it is never sent again."""
+        async with self._write() as conn:
+            await conn.execute(
+                webhook_outbox.update()
+                .where(webhook_outbox.c.id == entry_id)
+                .values(
+                    attempts=webhook_outbox.c.attempts + 1,
+                    delivered_at=now,
+                    next_attempt_at=None,
+                    lease_until=None,
+                    last_error=None,
+                )
+            )
+
+    async def webhook_failed(
+        self, entry_id: int, now: datetime, *, error: str, retry_at: datetime | None
+    ) -> None:
+        """An attempt failed: try again at ``retry_at``, or give up when it is None."""
+        values: dict[str, Any] = {
+            "attempts": webhook_outbox.c.attempts + 1,
+            "lease_until": None,
+            "last_error": error[:500],
+            "next_attempt_at": retry_at,
+        }
+        if retry_at is None:
+            values["gave_up_at"] = now
+        async with self._write() as conn:
+            await conn.execute(
+                webhook_outbox.update().where(webhook_outbox.c.id == entry_id).values(**values)
+            )
+
+    async def release_webhooks(self, entry_ids: Sequence[int]) -> None:
+        """Drop the leases of rows a stopping sender did not get to (they stay due)."""
+        if not entry_ids:
+            return
+        async with self._write() as conn:
+            await conn.execute(
+                webhook_outbox.update()
+                .where(
+                    webhook_outbox.c.id.in_(list(entry_ids)),
+                    webhook_outbox.c.delivered_at.is_(None),
+                )
+                .values(lease_until=None)
+            )
+
+    async def webhook_entries(self, team_id: str | None = None) -> list[OutboxEntry]:
+        """Every outbox row (of one team, if given), oldest first: for operators and tests."""
+        query = sa.select(webhook_outbox).order_by(webhook_outbox.c.id)
+        if team_id is not None:
+            query = query.where(webhook_outbox.c.team_id == team_id)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_outbox_entry_from_row(row) for row in rows]
 
     # -- user settings --
 
@@ -1676,3 +1976,18 @@ async def _select_local_event(
         )
     ).first()
     return _local_event_from_row(row) if row else None
+
+
+def _outbox_entry_from_row(row: sa.Row[Any]) -> OutboxEntry:
+    message = WebhookMessage(row.event_id, row.team_id, row.kind, row.url, row.body)
+    return OutboxEntry(
+        id=int(row.id),
+        message=message,
+        attempts=int(row.attempts),
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at,
+        lease_until=row.lease_until,
+        delivered_at=row.delivered_at,
+        gave_up_at=row.gave_up_at,
+        last_error=row.last_error,
+    )

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import OfferError, SlotTakenError
+from bot.scheduling.booking import Change, moves_booking
 from handlers import blocks, ids
 from handlers.conversation import conversation_link, replace_message
-from handlers.delivery import ReplyTo, deliver
+from handlers.delivery import ReplyTo, deliver, share_change
 from handlers.errors import reporting_errors
 from handlers.payloads import Click, read_click
 from handlers.services import Services
@@ -45,11 +45,12 @@ def register(app: AsyncApp, services: Services) -> None:
             response_url=respond.response_url,
         )
         try:
-            confirmation = await services.scheduler.book(
+            picked = await services.scheduler.pick(
                 click.team_id,
                 click.user_id,
                 offer_id,
                 index,
+                services.directory(client),
                 conversation_link=link,
                 reply_to=reply.to_json(),
             )
@@ -65,8 +66,11 @@ def register(app: AsyncApp, services: Services) -> None:
                 blocks.offer_blocks(proposal, note=taken.user_message),
             )
             return
+        if isinstance(picked, Change):  # a reschedule offer: the booking moved
+            await _show_change(client, respond, click, picked)
+            return
         # Delivered once, whoever gets there first: this click, a retry, or the reconcile.
-        await deliver(client, services.scheduler, confirmation)
+        await deliver(client, services.scheduler, picked)
 
     @app.action(ids.MORE_TIMES)
     @reporting_errors
@@ -87,18 +91,85 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         await ack()
         click = read_click(body)
-        await services.scheduler.withdraw(click.team_id, click.user_id, click.value)
-        await _replace(client, respond, click, "Cancelled", blocks.withdrawn_blocks())
-
-    @app.action(re.compile(f"^({ids.RESCHEDULE}|{ids.CANCEL_BOOKING})$"))
-    async def manage_booking(ack: AsyncAck, respond: AsyncRespond) -> None:
-        await ack()
-        await respond(
-            text="Moving and cancelling booked meetings from Slack is not available yet. "
-            "Change the event in your calendar for now; the .ics above has all its details.",
-            response_type="ephemeral",
-            replace_original=False,
+        offer = await services.scheduler.withdraw(click.team_id, click.user_id, click.value)
+        key = moves_booking(offer)
+        if key is None:
+            await _replace(client, respond, click, "Cancelled", blocks.withdrawn_blocks())
+            return
+        # A withdrawn reschedule offer gives the booking's confirmation back.
+        current = await services.scheduler.current(
+            click.team_id, click.user_id, key, services.directory(client)
         )
+        await _show_change(client, respond, click, current)
+
+    @app.action(ids.RESCHEDULE)
+    @reporting_errors
+    async def reschedule(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        click = read_click(body)
+        proposal = await services.scheduler.reschedule(
+            click.team_id, click.user_id, click.value, services.directory(client)
+        )
+        # The offer takes the confirmation's place; picking a time puts it back, moved.
+        await _replace(
+            client, respond, click, blocks.offer_text(proposal), blocks.offer_blocks(proposal)
+        )
+
+    @app.action(ids.CANCEL_BOOKING)
+    @reporting_errors
+    async def cancel_booking(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        click = read_click(body)
+        current = await services.scheduler.current(
+            click.team_id, click.user_id, click.value, services.directory(client)
+        )
+        if current.cancelled:
+            await _show_change(client, respond, click, current)
+            return
+        await _replace(
+            client,
+            respond,
+            click,
+            f"Cancel {blocks.escape(current.booking.title or 'the meeting')}?",
+            blocks.cancel_prompt_blocks(current),
+        )
+
+    @app.action(ids.CONFIRM_CANCEL)
+    @reporting_errors
+    async def confirm_cancel(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        click = read_click(body)
+        change = await services.scheduler.cancel(
+            click.team_id, click.user_id, click.value, services.directory(client)
+        )
+        await _show_change(client, respond, click, change)
+
+    @app.action(ids.KEEP_BOOKING)
+    @reporting_errors
+    async def keep_booking(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        click = read_click(body)
+        current = await services.scheduler.current(
+            click.team_id, click.user_id, click.value, services.directory(client)
+        )
+        await _show_change(client, respond, click, current)
+
+
+async def _show_change(
+    client: AsyncWebClient, respond: AsyncRespond, click: Click, change: Change
+) -> None:
+    """Share the change's .ics if this click made it, then show the booking as it stands."""
+    if change.fresh:
+        await share_change(client, change)
+    await _replace(client, respond, click, blocks.change_text(change), blocks.change_blocks(change))
 
 
 async def _replace(

@@ -22,10 +22,13 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.models import Booking, Participant, TimeSlot, zone_of
-from bot.scheduling.booking import Confirmation, Proposal
+from bot.scheduling.booking import Change, Confirmation, Proposal
 from handlers import ids
 
 __all__ = [
+    "cancel_prompt_blocks",
+    "change_blocks",
+    "change_text",
     "confirmation_blocks",
     "confirmation_text",
     "connect_blocks",
@@ -115,6 +118,8 @@ def offer_blocks(proposal: Proposal, *, note: str | None = None) -> list[Block]:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=f":warning: {escape(note)}")))
     blocks.append(SectionBlock(text=MarkdownTextObject(text=_summary(proposal))))
     context = [_window(proposal)]
+    if proposal.reschedule_of:
+        context.append("Moving the booked meeting: it keeps its time until you pick a new one.")
     if proposal.unreadable:
         names = ", ".join(escape(n) for n in proposal.unreadable)
         context.append(
@@ -137,7 +142,7 @@ def offer_blocks(proposal: Proposal, *, note: str | None = None) -> list[Block]:
                 )
             )
         )
-        blocks.append(_offer_actions(offer.id, has_more=False))
+        blocks.append(_offer_actions(proposal, has_more=False))
         return blocks
 
     zone = zone_of(offer.time_zone)
@@ -154,7 +159,7 @@ def offer_blocks(proposal: Proposal, *, note: str | None = None) -> list[Block]:
         )
         blocks.extend(_slot_row(slot, index[slot], offer.id, offer.time_zone) for slot in day)
     blocks.append(DividerBlock())
-    blocks.append(_offer_actions(offer.id, has_more=proposal.has_more))
+    blocks.append(_offer_actions(proposal, has_more=proposal.has_more))
     return blocks
 
 
@@ -176,11 +181,14 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _offer_actions(offer_id: str, *, has_more: bool) -> ActionsBlock:
+def _offer_actions(proposal: Proposal, *, has_more: bool) -> ActionsBlock:
+    offer_id = proposal.offer.id
     buttons = []
     if has_more:
         buttons.append(ButtonElement(text="More times", action_id=ids.MORE_TIMES, value=offer_id))
-    buttons.append(ButtonElement(text="Cancel", action_id=ids.CANCEL_OFFER, value=offer_id))
+    # Withdrawing a reschedule offer leaves the meeting where it is.
+    label = "Keep the current time" if proposal.reschedule_of else "Cancel"
+    buttons.append(ButtonElement(text=label, action_id=ids.CANCEL_OFFER, value=offer_id))
     return ActionsBlock(elements=buttons)
 
 
@@ -192,21 +200,112 @@ def confirmation_text(confirmation: Confirmation) -> str:
 def confirmation_blocks(confirmation: Confirmation) -> list[Block]:
     """The booked meeting: title, time in each viewer's zone, who, a link, what to do next."""
     booking = confirmation.booking
-    slot, zone = booking.slot, booking.schedule.start_time.time_zone
-    when = (
+    return _booked_blocks(
+        booking,
+        [f":white_check_mark: *{_title(booking.title)}* is booked", _when(booking.slot, booking)],
+        confirmation.participants,
+        confirmation.filename,
+        invites_attendees=confirmation.invites_attendees,
+    )
+
+
+def change_text(change: Change) -> str:
+    """The notification text of a booking after a move or cancel (escaped mrkdwn)."""
+    title = _title(change.booking.title)
+    if change.cancelled:
+        return f"Cancelled: {title}"
+    return f"Moved: {title}" if change.previous else f"Booked: {title}"
+
+
+def change_blocks(change: Change) -> list[Block]:
+    """A booking after a change: cancelled (its time struck through), moved (the old time
+    struck through above the new one), or as it stands."""
+    booking = change.booking
+    title, when = _title(booking.title), _when(booking.slot, booking)
+    if change.cancelled:
+        return [
+            SectionBlock(text=MarkdownTextObject(text=f":x: *{title}* was cancelled\n~{when}~")),
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f"With {_people(change.participants)} · "
+                        f"`{escape(change.filename)}` removes it from calendars that "
+                        "imported the invite."
+                    )
+                ]
+            ),
+        ]
+    if change.previous is not None:
+        lines = [
+            f":white_check_mark: *{title}* moved",
+            f"~{_when(change.previous, booking)}~",
+            when,
+        ]
+    else:
+        lines = [f":white_check_mark: *{title}* is booked", when]
+    return _booked_blocks(
+        booking,
+        lines,
+        change.participants,
+        change.filename,
+        invites_attendees=change.invites_attendees,
+        updated=change.previous is not None,
+    )
+
+
+def cancel_prompt_blocks(change: Change) -> list[Block]:
+    """The confirm step before a cancel: what goes, and the two ways out."""
+    booking = change.booking
+    return [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=f"Cancel *{_title(booking.title)}*, {_when(booking.slot, booking)}? "
+                f"It leaves the calendar, and {_people(change.participants)} get a "
+                "cancellation to import."
+            )
+        ),
+        ActionsBlock(
+            elements=[
+                ButtonElement(
+                    text="Cancel meeting",
+                    action_id=ids.CONFIRM_CANCEL,
+                    value=booking.key,
+                    style="danger",
+                ),
+                ButtonElement(text="Keep it", action_id=ids.KEEP_BOOKING, value=booking.key),
+            ]
+        ),
+    ]
+
+
+def _when(slot: TimeSlot, booking: Booking) -> str:
+    zone = booking.schedule.start_time.time_zone
+    return (
         f"{date_token(slot.start, '{date_long_pretty} {time}', zone)} – "
         f"{date_token(slot.end, '{time}', zone)}"
     )
-    lines = [f":white_check_mark: *{_title(booking.title)}* is booked", when]
-    details = [f"With {_people(confirmation.participants)}"]
+
+
+def _booked_blocks(
+    booking: Booking,
+    lines: Sequence[str],
+    participants: Sequence[Participant],
+    filename: str,
+    *,
+    invites_attendees: bool,
+    updated: bool = False,
+) -> list[Block]:
+    details = [f"With {_people(participants)}"]
     if booking.event_link:
         details.append(f"<{escape(booking.event_link)}|Open in calendar>")
-    if confirmation.invites_attendees:
-        details.append(f"The invite is attached as `{escape(confirmation.filename)}`.")
+    if updated:
+        details.append(f"The updated invite is attached as `{escape(filename)}`.")
+    elif invites_attendees:
+        details.append(f"The invite is attached as `{escape(filename)}`.")
     else:
         details.append(
             "The event is on the team calendar, not in anyone's own calendar: "
-            f"`{escape(confirmation.filename)}` above is the invitation, so open it to add "
+            f"`{escape(filename)}` above is the invitation, so open it to add "
             "the meeting to yours."
         )
     return [

@@ -20,12 +20,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.models import BookingState
-from bot.scheduling.booking import Confirmation, Scheduler
+from bot.scheduling.booking import Change, Confirmation, Scheduler
 from bot.store import Delivery
 from handlers import blocks
 from handlers.blocks import escape
 
-__all__ = ["ReplyTo", "deliver"]
+__all__ = ["ReplyTo", "deliver", "share_change"]
 
 logger = logging.getLogger("slotbot.delivery")
 
@@ -98,6 +98,58 @@ async def deliver(client: AsyncWebClient, scheduler: Scheduler, confirmation: Co
         message_ts=None if reply.ephemeral else reply.message_ts,
     )
     return True
+
+
+async def share_change(client: AsyncWebClient, change: Change) -> str:
+    """Upload a moved or cancelled booking's .ics into its conversation (its thread, where it
+    has one), else the organizer's DM; the channel it went to. Only the call that made the
+    change (``change.fresh``) shares it, so it is shared once."""
+    booking = change.booking
+    title = escape(booking.title or "Meeting")
+    comment = (
+        f"Cancellation for {title}: open it to remove the meeting from your calendar."
+        if change.cancelled
+        else f"Updated invite for {title}: open it to move the meeting in your calendar."
+    )
+    if booking.channel_id:
+        try:
+            await _upload_bytes(
+                client,
+                change.filename,
+                change.invite,
+                booking.channel_id,
+                booking.thread_ts,
+                comment,
+            )
+            return booking.channel_id
+        except SlackApiError as exc:
+            if exc.response.get("error") not in _CANNOT_POST:
+                raise
+    opened = await client.conversations_open(users=booking.organizer_id)
+    dm = str((opened.get("channel") or {})["id"])
+    await _upload_bytes(client, change.filename, change.invite, dm, None, comment)
+    return dm
+
+
+async def _upload_bytes(
+    client: AsyncWebClient,
+    filename: str,
+    content: bytes,
+    channel: str,
+    thread_ts: str | None,
+    comment: str,
+) -> None:
+    issued = await client.files_getUploadURLExternal(filename=filename, length=len(content))
+    file_id, url = str(issued["file_id"]), str(issued["upload_url"])
+    async with aiohttp.ClientSession() as session, session.post(url, data=content) as response:
+        if response.status != 200:
+            raise UploadError(f"the upload URL answered HTTP {response.status}")
+    await client.files_completeUploadExternal(
+        files=[{"id": file_id, "title": filename}],
+        channel_id=channel,
+        thread_ts=thread_ts,
+        initial_comment=comment,
+    )
 
 
 # --- the invite -----------------------------------------------------------------------------

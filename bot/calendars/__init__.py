@@ -127,6 +127,12 @@ class CalendarProvider(Protocol):
         """Replace an existing event's time, text and attendees."""
         ...
 
-    async def delete_event(self, team_id: str, calendar_id: str, event_id: str) -> None:
-        """Cancel the event; an unknown or already cancelled event is not an error."""
+    async def delete_event(
+        self, team_id: str, calendar_id: str, event_id: str, *, organizer: Attendee | None = None
+    ) -> None:
+        """Cancel the event; an unknown or already cancelled event is not an error.
+
+        ``organizer`` says whose calendar holds it where the calendar id alone does not
+        (Google with per-user OAuth, where every organizer's calendar is ``primary``).
+        """
         ...

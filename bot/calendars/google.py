@@ -273,10 +273,16 @@ class GoogleCalendar:
         )
         return _created(await self._call(principal, plan, team_id), reported)
 
-    async def delete_event(self, team_id: str, calendar_id: str, event_id: str) -> None:
-        """Delete the event; one that is unknown (404) or already deleted (410) is fine."""
-        owner = None
-        if self.settings.mode == "oauth" and self._calendar_owner is not None:
+    async def delete_event(
+        self, team_id: str, calendar_id: str, event_id: str, *, organizer: Attendee | None = None
+    ) -> None:
+        """Delete the event; one that is unknown (404) or already deleted (410) is fine.
+
+        In OAuth mode the organizer's token deletes it: ``organizer`` when given, else the
+        ``calendar_owner`` hook's answer for the calendar id.
+        """
+        owner = organizer
+        if owner is None and self.settings.mode == "oauth" and self._calendar_owner is not None:
             user_id = self._calendar_owner(team_id, calendar_id)
             owner = Attendee(email=calendar_id, user_id=user_id) if user_id else None
         principal, calendar, _ = self._target(team_id, calendar_id, owner)

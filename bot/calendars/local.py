@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.calendars import CalendarEvent, CreatedEvent, FreeBusy
+from bot.calendars import Attendee, CalendarEvent, CreatedEvent, FreeBusy
 from bot.errors import CalendarError
 from bot.models import Participant, TimeSlot
 from bot.store import LocalEvent, Store, merge_slots
@@ -60,7 +60,9 @@ class LocalCalendar:
             raise CalendarError("That calendar event no longer exists, so it cannot be changed.")
         return _created(stored)
 
-    async def delete_event(self, team_id: str, calendar_id: str, event_id: str) -> None:
+    async def delete_event(
+        self, team_id: str, calendar_id: str, event_id: str, *, organizer: Attendee | None = None
+    ) -> None:
         """Mark the event cancelled; unknown or already cancelled events are left alone."""
         await self._store.cancel_local_event(team_id, calendar_id, event_id)
 

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.calendars import (
     Attendee,
@@ -27,7 +27,19 @@ from bot.scheduling.parsing import parse_request
 from bot.scheduling.slots import Availability, SlotRules, SlotSearch, find_free_slots, is_free
 from bot.store import BookingConflict, Delivery, Offer, Store, UserSettings
 
-__all__ = ["Confirmation", "Directory", "Proposal", "Scheduler", "booking_key_for"]
+if TYPE_CHECKING:
+    from bot.webhooks import Webhooks
+
+__all__ = [
+    "RESCHEDULE_WINDOW",
+    "Change",
+    "Confirmation",
+    "Directory",
+    "Proposal",
+    "Scheduler",
+    "booking_key_for",
+    "moves_booking",
+]
 
 #: Attendees above this are refused: the offer must stay readable and free/busy cheap.
 MAX_ATTENDEES = 50
@@ -35,6 +47,10 @@ MAX_ATTENDEES = 50
 DELIVERY_LEASE = timedelta(seconds=60)
 #: The key in a booking's ``reply_to`` under which the conversation link is kept.
 _LINK = "conversation_link"
+#: A reschedule offers times from now until this much later (the same people and length).
+RESCHEDULE_WINDOW = timedelta(days=14)
+#: The key in a reschedule offer's ``extra`` naming the booking it moves.
+_MOVES = "reschedule_of"
 
 
 class Directory(Protocol):
@@ -69,6 +85,11 @@ class Proposal:
     def requester(self) -> Participant:
         return self.participants[0]
 
+    @property
+    def reschedule_of(self) -> str | None:
+        """The key of the booking this offer moves, if it is a reschedule offer."""
+        return moves_booking(self.offer)
+
 
 @dataclass(frozen=True, slots=True)
 class Confirmation:
@@ -92,6 +113,34 @@ class Confirmation:
         return self.booking.state == BookingState.CONFIRMED
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A booked meeting as it stands after a move or a cancel, with the .ics that says so.
+
+    ``previous`` is the time it was moved from (None when it was not moved); ``fresh`` is True
+    only for the one call that made the change, which shares ``invite`` (REQUEST for a move,
+    CANCEL for a cancel, with the booking's raised SEQUENCE).
+    """
+
+    booking: Booking
+    participants: tuple[Participant, ...]
+    invite: bytes
+    filename: str
+    fresh: bool
+    previous: TimeSlot | None = None
+    invites_attendees: bool = True
+
+    @property
+    def cancelled(self) -> bool:
+        return self.booking.state == BookingState.CANCELLED
+
+
+def moves_booking(offer: Offer) -> str | None:
+    """The key of the booking a reschedule offer moves; None for an offer of a new meeting."""
+    key = offer.extra.get(_MOVES)
+    return key if isinstance(key, str) else None
+
+
 def booking_key_for(team_id: str, offer_id: str) -> str:
     """One booking per offer: the key every retry and every second click arrives at."""
     return hashlib.sha256(f"{team_id}\x00{offer_id}".encode()).hexdigest()[:40]
@@ -111,6 +160,7 @@ class Scheduler:
         grid_minutes: int = 15,
         max_offered: int = 6,
         delivery_lease: timedelta = DELIVERY_LEASE,
+        webhooks: Webhooks | None = None,
     ) -> None:
         self.store = store
         self.calendar = calendar
@@ -120,6 +170,7 @@ class Scheduler:
         self.grid_minutes = grid_minutes
         self.max_offered = max_offered
         self.delivery_lease = delivery_lease
+        self.webhooks = webhooks  # told of every booking created (SLOTBOT_WEBHOOK_URLS)
 
     # -- offering --
 
@@ -378,15 +429,21 @@ class Scheduler:
         created = await self.calendar.create_event(
             team_id, _calendar_event(booking, participants, event_id, conversation_link)
         )
-        stored = await self.store.update_booking(
+        # Created and its webhooks enqueued in one transaction: neither happens without the other.
+        hook = self.webhooks
+        stored = await self.store.mark_booking_created(
             team_id,
             key,
-            expect_state=BookingState.PENDING,
-            state=BookingState.CREATED,
             uid=created.ical_uid,
             schedule=booking.schedule.with_event(created.event_id, created.calendar_id),
             event_link=created.html_link,
+            announce=hook.announcer("booking.created", link=conversation_link, now=now)
+            if hook
+            else None,
+            now=now,
         )
+        if stored is not None and hook is not None:
+            hook.wake()
         await self.store.close_offer(team_id, offer.id, now)
         if stored is None:  # another attempt moved it on first
             current = await self.store.get_booking(team_id, key)
@@ -444,6 +501,242 @@ class Scheduler:
     ) -> None:
         """The confirmation and the .ics reached the conversation (its lease ends)."""
         await self.store.finish_delivery(team_id, key, channel_id=channel_id, message_ts=message_ts)
+
+    # -- changing a booking: only its organizer may --
+
+    async def pick(
+        self,
+        team_id: str,
+        user_id: str,
+        offer_id: str,
+        index: int,
+        directory: Directory,
+        *,
+        conversation_link: str | None = None,
+        reply_to: Mapping[str, Any] | None = None,
+    ) -> Confirmation | Change:
+        """A click on an offer's time: a move when the offer reschedules a booking, else
+        ``book``."""
+        offer = await self.store.get_offer(team_id, offer_id, None)
+        if offer is not None and moves_booking(offer) is not None:
+            return await self.move(team_id, user_id, offer, index, directory)
+        return await self.book(
+            team_id,
+            user_id,
+            offer_id,
+            index,
+            conversation_link=conversation_link,
+            reply_to=reply_to,
+        )
+
+    async def reschedule(
+        self, team_id: str, user_id: str, key: str, directory: Directory
+    ) -> Proposal:
+        """An offer of new times for a booking: same people and length, searched over the
+        next ``RESCHEDULE_WINDOW`` from now. Picking one of them moves the booking."""
+        booking = await self._own_booking(team_id, user_id, key)
+        if booking.state == BookingState.CANCELLED:
+            raise OfferError("This meeting was cancelled, so there is nothing to move.")
+        now = self.clock()
+        participants = await self._members(booking, directory)
+        settings = await self.store.get_settings(team_id, user_id)
+        duration = int(booking.slot.duration.total_seconds() // 60)
+        window = TimeSlot(now, now + RESCHEDULE_WINDOW)
+        search, busy = await self._search(
+            team_id, participants, window, duration, settings, now, None, 0
+        )
+        offer = await self.store.create_offer(
+            team_id=team_id,
+            requester_id=user_id,
+            participant_ids=[p.user_id for p in participants],
+            duration_minutes=duration,
+            time_zone=participants[0].time_zone,
+            window=window,
+            slots=search.slots,
+            now=now,
+            ttl=self.offer_ttl,
+            title=booking.title,
+            channel_id=booking.channel_id,
+            thread_ts=booking.thread_ts,
+            recurrence=tuple(booking.schedule.recurrence or ()),
+            extra={
+                "participants": [_person_json(p) for p in participants],
+                "exact_start": None,
+                "has_more": search.has_more,
+                "reasons": list(search.reasons),
+                _MOVES: booking.key,
+                **_unreadable_extra(participants, busy),
+            },
+        )
+        return _proposal(offer)
+
+    async def move(
+        self, team_id: str, user_id: str, offer: Offer, index: int, directory: Directory
+    ) -> Change:
+        """Move the booking a reschedule offer is for to slot ``index`` of it.
+
+        The move is decided atomically in the store (no overlap with anyone's other bookings,
+        compare-and-set on the sequence), then the same calendar event is changed. A second
+        click for the time already moved to returns that move with ``fresh`` False.
+        """
+        now = self.clock()
+        key = str(offer.extra[_MOVES])
+        booking = await self._own_booking(team_id, user_id, key)
+        if offer.requester_id != user_id:
+            raise PermissionDeniedError(f"Only <@{offer.requester_id}> can pick from this offer.")
+        if not 0 <= index < len(offer.slots):
+            raise OfferError("That time is no longer on offer. Pick one of the times shown.")
+        slot = offer.slots[index]
+        participants = await self._members(booking, directory)
+        if booking.slot == slot and booking.state != BookingState.CANCELLED:
+            return self._change(booking, participants, now, fresh=False, previous=None)
+        if not offer.is_open or offer.expires_at <= now:
+            raise _expired()
+        if booking.state == BookingState.CANCELLED:
+            raise OfferError("This meeting was cancelled meanwhile, so it cannot be moved.")
+        settings = await self.store.get_settings(team_id, user_id)
+        if not await self._still_free(team_id, participants, slot, settings, now):
+            await self._refresh(offer, 0)
+            raise SlotTakenError(
+                "That time was just taken. Here are fresh times that still work for everyone."
+            )
+        schedule = ScheduleObject.from_slot(
+            slot,
+            booking.schedule.start_time.time_zone,
+            calendar_event_id=booking.schedule.calendar_event_id,
+            calendar_id=booking.schedule.calendar_id,
+            recurrence=booking.schedule.recurrence,
+        )
+        try:
+            moved = await self.store.move_booking(
+                team_id, key, schedule=schedule, expect_sequence=booking.sequence
+            )
+        except BookingConflict:
+            await self._refresh(offer, 0)
+            raise SlotTakenError(
+                "That time was just taken. Here are fresh times that still work for everyone."
+            ) from None
+        if moved is None:  # another click changed it first
+            current = await self.store.get_booking(team_id, key)
+            if current is not None and current.slot == slot:
+                return self._change(current, participants, now, fresh=False, previous=None)
+            raise OfferError("This meeting changed meanwhile. Press Reschedule again.")
+        delivery = await self.store.get_delivery(team_id, key)
+        link = delivery.reply_to.get(_LINK) if delivery else None
+        event_id = booking.schedule.calendar_event_id or event_id_for(key)
+        event = replace(
+            _calendar_event(moved, participants, event_id, link if isinstance(link, str) else None),
+            calendar_id=booking.schedule.calendar_id or booking.organizer_id,
+            sequence=moved.sequence,
+        )
+        try:
+            await self.calendar.update_event(team_id, event)
+        except BaseException:
+            # The calendar still has the old time: so must the booking, or they disagree.
+            await self.store.update_booking(
+                team_id, key, schedule=booking.schedule, sequence=booking.sequence
+            )
+            raise
+        await self.store.close_offer(team_id, offer.id, now)
+        return self._change(moved, participants, now, fresh=True, previous=booking.slot)
+
+    async def cancel(self, team_id: str, user_id: str, key: str, directory: Directory) -> Change:
+        """Cancel the booking: its calendar event goes, its sequence rises, and the change
+        carries a METHOD:CANCEL .ics. A second call (double click, retry) is not ``fresh``."""
+        booking = await self._own_booking(team_id, user_id, key)
+        now = self.clock()
+        participants = await self._members(booking, directory)
+        if booking.state == BookingState.PENDING:
+            raise OfferError("This meeting is still being booked. Try again in a moment.")
+        organizer = participants[0]
+        for _ in range(3):  # a move racing this cancel raises the sequence once more
+            if booking.state == BookingState.CANCELLED:
+                return self._change(booking, participants, now, fresh=False, previous=None)
+            # The event goes first (deleting twice is harmless), so a booking never says
+            # cancelled while its event still stands.
+            await self.calendar.delete_event(
+                team_id,
+                booking.schedule.calendar_id or booking.organizer_id,
+                booking.schedule.calendar_event_id or event_id_for(key),
+                organizer=Attendee.of(organizer),
+            )
+            cancelled = await self.store.cancel_booking(
+                team_id, key, expect_sequence=booking.sequence
+            )
+            if cancelled is not None:
+                return self._change(cancelled, participants, now, fresh=True, previous=None)
+            current = await self.store.get_booking(team_id, key)
+            if current is None:
+                break
+            booking = current
+        raise OfferError("This meeting changed meanwhile. Press Cancel meeting again.")
+
+    async def current(self, team_id: str, user_id: str, key: str, directory: Directory) -> Change:
+        """The booking as it stands, for showing it again (Keep it, a withdrawn reschedule)."""
+        booking = await self._own_booking(team_id, user_id, key)
+        participants = await self._members(booking, directory)
+        return self._change(booking, participants, self.clock(), fresh=False, previous=None)
+
+    async def _own_booking(self, team_id: str, user_id: str, key: str) -> Booking:
+        booking = await self.store.get_booking(team_id, key)
+        if booking is None:
+            raise OfferError("I can't find that meeting any more.")
+        if booking.organizer_id != user_id:
+            raise PermissionDeniedError(
+                f"Only <@{booking.organizer_id}>, who booked this meeting, can move or cancel "
+                "it. Ask them, or reply in the thread."
+            )
+        return booking
+
+    async def _members(self, booking: Booking, directory: Directory) -> tuple[Participant, ...]:
+        """The organizer, then the attendees, as the directory and their settings know them."""
+        return _unique(
+            tuple(
+                [
+                    await self._person(booking.team_id, user_id, directory)
+                    for user_id in (booking.organizer_id, *booking.participant_ids)
+                ]
+            )
+        )
+
+    def _change(
+        self,
+        booking: Booking,
+        participants: tuple[Participant, ...],
+        now: datetime,
+        *,
+        fresh: bool,
+        previous: TimeSlot | None,
+    ) -> Change:
+        organizer, *others = participants
+        slot = booking.slot
+        recurrence = booking.schedule.recurrence
+        invite = build_invite(
+            InviteDetails(
+                uid=booking.uid or booking.key,
+                title=booking.title,
+                start=slot.start,
+                end=slot.end,
+                time_zone=booking.schedule.start_time.time_zone,
+                organizer=_party(organizer),
+                attendees=tuple(_party(p) for p in others),
+                description="Booked with Slotbot from Slack.",
+                url=booking.event_link,
+                sequence=booking.sequence,
+                rrule=recurrence[0] if recurrence else None,
+            ),
+            method="CANCEL" if booking.state == BookingState.CANCELLED else "REQUEST",
+            stamp=now,
+        )
+        return Change(
+            booking=booking,
+            participants=participants,
+            invite=invite,
+            filename=invite_filename(booking.title, slot.start.astimezone(_zone(booking))),
+            fresh=fresh,
+            previous=previous,
+            invites_attendees=self.calendar.invites_attendees,
+        )
 
     async def _confirmation(
         self,

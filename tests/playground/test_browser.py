@@ -190,14 +190,21 @@ def test_type_book_open_ics_manage_and_see_the_calendar(browser: Any, playground
     assert re.search(r"^SUMMARY[^:\n]*:sync$", ics, re.MULTILINE)
     assert re.search(r"^DTSTART;TZID=Asia/Kolkata:20261201T133000$", ics, re.MULTILINE)
 
-    # Moving and cancelling are not built yet; the buttons must still answer.
-    for label, count in (("Reschedule", 1), ("Cancel meeting", 2)):
-        click(f"//button[normalize-space()='{label}']")
-        wait.until(
-            lambda b, count=count: (
-                sum("not available yet" in t for t in texts(".message.ephemeral")) >= count
-            )
-        )
+    # Reschedule turns the confirmation into an offer of new times; keeping the current time
+    # brings it back. Cancel meeting asks first; Keep it brings it back too.
+    click("//button[normalize-space()='Reschedule']")
+    wait.until(
+        lambda b: b.find_elements(By.XPATH, "//button[normalize-space()='Keep the current time']")
+    )
+    assert any("Moving the booked meeting" in t for t in texts(".message.ephemeral"))
+    click("//button[normalize-space()='Keep the current time']")
+    wait.until(lambda b: any("sync is booked" in t for t in texts(".message.ephemeral")))
+    click("//button[normalize-space()='Cancel meeting']")
+    wait.until(lambda b: b.find_elements(By.XPATH, "//button[normalize-space()='Keep it']"))
+    assert any("Cancel sync" in t for t in texts(".message.ephemeral"))
+    click("//button[normalize-space()='Keep it']")
+    wait.until(lambda b: any("sync is booked" in t for t in texts(".message.ephemeral")))
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".file .file-open")) == 1
 
     click("//*[@id='nav-calendars']")
     wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "[data-user=U0ANA] .cal-event.booking"))

@@ -252,24 +252,43 @@ async def test_unknown_slash_command_is_answered_by_slackbot(page: Page) -> None
     assert page.playground.slack.calls() == []
 
 
-async def test_reschedule_and_cancel_buttons_answer(page: Page) -> None:
-    """Reschedule and Cancel meeting on a confirmation reach Slotbot and get an answer."""
+async def test_reschedule_then_cancel_from_the_confirmation(page: Page) -> None:
+    """Reschedule → pick moves the meeting (a second .ics), then Cancel meeting → confirm
+    cancels it (a third .ics, METHOD:CANCEL); the confirmation changes in place each time."""
     general = await page.general()
     await page.send(general, "/schedule sync with @ana tomorrow afternoon")
     [offer] = await page.wait_for(offers)
     await page.click(offer, buttons(offer, "book_slot")[0])
     await page.wait_for(lambda s: s["files"])
-    state = await page.state()
-    [confirmation] = [m for m in state["messages"] if m["ts"] == offer["ts"] and not m.get("echo")]
-    for n, action in enumerate(("reschedule", "cancel_booking"), start=1):
-        [button] = buttons(confirmation, action)
-        assert (await page.click(confirmation, button))["ok"] is True
-        answers = await page.wait_for(
-            lambda s, n=n: (
-                len(r := [m for m in s["messages"] if "not available" in m["text"]]) >= n and r
-            )
-        )
-        assert all(a["ephemeral"] for a in answers)
+
+    def at_offer(state: JSON) -> JSON:
+        [message] = [m for m in state["messages"] if m["ts"] == offer["ts"] and not m.get("echo")]
+        return message
+
+    def showing(*words: str) -> Callable[[JSON], Any]:
+        def found(state: JSON) -> JSON | None:
+            message = at_offer(state)
+            return message if all(w in json.dumps(message) for w in words) else None
+
+        return found
+
+    confirmation = at_offer(await page.state())
+    await page.click(confirmation, buttons(confirmation, "reschedule")[0])
+    moving = await page.wait_for(showing("book_slot", "Keep the current time"))
+    await page.click(moving, buttons(moving, "book_slot")[0])
+    moved = await page.wait_for(showing("moved", "~<!date^"))
+    assert len(await page.wait_for(lambda s: len(s["files"]) >= 2 and s["files"])) == 2
+
+    await page.click(moved, buttons(moved, "cancel_booking")[0])
+    prompt = await page.wait_for(showing("confirm_cancel", "keep_booking"))
+    await page.click(prompt, buttons(prompt, "confirm_cancel")[0])
+    await page.wait_for(showing("was cancelled"))
+    files = await page.wait_for(lambda s: len(s["files"]) >= 3 and s["files"])
+    methods = []
+    for upload in files.values():
+        async with page.session.get(page.url(upload["url"])) as response:
+            methods.append(str(Calendar.from_ical(await response.read())["METHOD"]))
+    assert sorted(methods) == ["CANCEL", "REQUEST", "REQUEST"]
 
 
 async def test_state_polling_reports_unchanged(page: Page) -> None:
