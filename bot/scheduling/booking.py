@@ -28,7 +28,7 @@ from bot.scheduling.slots import Availability, SlotRules, SlotSearch, find_free_
 from bot.store import BookingConflict, Delivery, Offer, Store, UserSettings
 
 if TYPE_CHECKING:
-    from bot.webhooks import Webhooks
+    from bot.webhooks import WebhookKind, Webhooks
 
 __all__ = [
     "RESCHEDULE_WINDOW",
@@ -638,6 +638,9 @@ class Scheduler:
             )
             raise
         await self.store.close_offer(team_id, offer.id, now)
+        await self._announce(
+            moved, "booking.moved", link, now, {"previous_schedule": booking.schedule.to_json()}
+        )
         return self._change(moved, participants, now, fresh=True, previous=booking.slot)
 
     async def cancel(self, team_id: str, user_id: str, key: str, directory: Directory) -> Change:
@@ -664,12 +667,33 @@ class Scheduler:
                 team_id, key, expect_sequence=booking.sequence
             )
             if cancelled is not None:
+                delivery = await self.store.get_delivery(team_id, key)
+                link = delivery.reply_to.get(_LINK) if delivery else None
+                await self._announce(cancelled, "booking.cancelled", link, now)
                 return self._change(cancelled, participants, now, fresh=True, previous=None)
             current = await self.store.get_booking(team_id, key)
             if current is None:
                 break
             booking = current
         raise OfferError("This meeting changed meanwhile. Press Cancel meeting again.")
+
+    async def _announce(
+        self,
+        booking: Booking,
+        kind: WebhookKind,
+        link: object,
+        now: datetime,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Queue the webhooks of a move or cancel (the first caller only: after the store's
+        compare-and-set). Queued right after the change is stored, not in its transaction."""
+        if self.webhooks is None:
+            return
+        messages = self.webhooks.messages(
+            booking, kind, link=link if isinstance(link, str) else None, now=now, extra=extra
+        )
+        await self.store.enqueue_webhooks(messages, now)
+        self.webhooks.wake()
 
     async def current(self, team_id: str, user_id: str, key: str, directory: Directory) -> Change:
         """The booking as it stands, for showing it again (Keep it, a withdrawn reschedule)."""

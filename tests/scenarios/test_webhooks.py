@@ -171,3 +171,29 @@ async def test_a_pending_webhook_survives_a_restart(
         assert len(target.posts) == 2
     finally:
         await stop_harness(again)
+
+
+async def test_a_move_and_a_cancel_each_post_their_webhook(
+    tmp_path: Path, receiver: tuple[Receiver, str]
+) -> None:
+    """Book, reschedule, cancel through Slack: booking.created, .moved (with the old schedule)
+    and .cancelled arrive signed, in order, with the sequence rising."""
+    from tests.scenarios.test_lifecycle import book_meeting, click_and_settle, click_and_wait
+
+    target, url = receiver
+    bot = await start(tmp_path, url)
+    try:
+        booked = await book_meeting(bot)
+        await click_and_settle(bot, booked.confirmation, "reschedule")
+        offer = offer_from_ephemeral(bot)
+        await click_and_wait(bot, offer, offer.buttons("book_slot")[0])
+        await click_and_settle(bot, offer_from_ephemeral(bot), "cancel_booking")
+        await click_and_settle(bot, offer_from_ephemeral(bot), "confirm_cancel")
+        await target.wait_posts(3)
+        kinds = [(p["type"], p["sequence"]) for p, valid, _ in target.posts if valid]
+        assert kinds == [("booking.created", 0), ("booking.moved", 1), ("booking.cancelled", 2)]
+        created, moved, _ = (p for p, _, _ in target.posts)
+        assert moved["previous_schedule"] == created["schedule"]
+        assert moved["schedule"] != created["schedule"]
+    finally:
+        await stop_harness(bot)
