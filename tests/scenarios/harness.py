@@ -209,6 +209,9 @@ async def start_harness(
             "SLACK_API_URL": slack.url,
             "DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'slotbot.db'}",
             "SLOTBOT_DATA_DIR": str(tmp_path),
+            # Clicks deliver their own bookings here; the reconcile has its own (kill -9) tests,
+            # and a background pass would only make these scenarios timing-dependent.
+            "SLOTBOT_RECONCILE_SECONDS": "0",
             **env,
         },
         dotenv=None,
