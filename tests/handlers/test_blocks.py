@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +14,7 @@ import pytest
 
 from bot.invites import invite_filename
 from bot.models import Booking, BookingState, Participant, ScheduleObject, TimeSlot
-from bot.scheduling.booking import Confirmation, Proposal
+from bot.scheduling.booking import Change, Confirmation, Proposal
 from bot.store import Offer
 from handlers import blocks, ids
 from playground.slack_api import MESSAGE_BLOCK_LIMIT, block_kit_errors
@@ -389,3 +390,52 @@ def test_berlin_fallback_uses_zoneinfo_abbreviations() -> None:
     """The fallback abbreviation comes from the zone database, not a fixed offset."""
     moment = datetime(2026, 12, 1, 13, tzinfo=ZoneInfo("Europe/Berlin"))
     assert blocks.date_token(moment, "{time}", "Asia/Tokyo").endswith("|Tue 01 Dec 21:00 JST>")
+
+
+def make_change(
+    *, state: BookingState, previous: TimeSlot | None = None, title: str = "Design review"
+) -> Change:
+    booking = replace(make_confirmation(title=title).booking, state=state, sequence=1)
+    return Change(
+        booking=booking,
+        participants=(ANA, BEN),
+        invite=b"",
+        filename=invite_filename(title, booking.slot.start),
+        fresh=True,
+        previous=previous,
+    )
+
+
+def test_a_moved_meeting_strikes_the_old_time_through_above_the_new_one() -> None:
+    """After a move: the old time struck through, the new time, both as date tokens."""
+    old = slot(at(1, 9), 45)
+    message = rendered(
+        blocks.change_blocks(make_change(state=BookingState.CONFIRMED, previous=old))
+    )
+    text = as_text(message)
+    old_token = f"<!date^{int(old.start.timestamp())}^"
+    new_token = f"<!date^{int(at(1, 13).timestamp())}^"
+    assert f"~{old_token}" in text and new_token in text
+    assert text.index(old_token) < text.index(new_token)
+    assert {b["action_id"] for b in buttons(message)} == {ids.RESCHEDULE, ids.CANCEL_BOOKING}
+    assert block_kit_errors(message, limit=MESSAGE_BLOCK_LIMIT) == []
+
+
+def test_a_cancelled_meeting_shows_its_time_struck_through_and_no_buttons() -> None:
+    """Cancelled: the time struck through, the CANCEL file named, nothing left to click."""
+    message = rendered(blocks.change_blocks(make_change(state=BookingState.CANCELLED)))
+    text = as_text(message)
+    assert "was cancelled" in text and "~<!date^" in text
+    assert not buttons(message)
+    assert blocks.change_text(make_change(state=BookingState.CANCELLED)).startswith("Cancelled")
+
+
+def test_the_cancel_prompt_offers_confirm_and_keep_with_the_booking_key() -> None:
+    """The confirm step: a danger confirm_cancel and a keep_booking, both carrying the key."""
+    change = make_change(state=BookingState.CONFIRMED, title="<!channel> retro")
+    message = rendered(blocks.cancel_prompt_blocks(change))
+    found = {b["action_id"]: b for b in buttons(message)}
+    assert set(found) == {ids.CONFIRM_CANCEL, ids.KEEP_BOOKING}
+    assert {b["value"] for b in found.values()} == {change.booking.key}
+    assert found[ids.CONFIRM_CANCEL]["style"] == "danger"
+    assert "&lt;!channel&gt;" in as_text(message) and "<!channel>" not in as_text(message)
