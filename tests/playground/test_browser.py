@@ -136,7 +136,8 @@ def browser() -> Iterator[Any]:
 
 
 def test_type_book_open_ics_manage_and_see_the_calendar(browser: Any, playground_url: str) -> None:
-    """The whole flow in Chromium: request, offer in the browser's zone, book, .ics, calendars."""
+    """The whole flow in Chromium: request, offer in the browser's zone, book, .ics, calendars,
+    then reschedule and cancel for real."""
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -215,4 +216,21 @@ def test_type_book_open_ics_manage_and_see_the_calendar(browser: Any, playground
     assert my_booking.startswith("sync") and "13:30–14:00" in my_booking
     assert "Europe/Berlin" in texts("[data-user=U0ANA] .cal-zone")[0]
     assert texts("[data-user=U0BEN] .cal-event.booking") == []
+
+    # Now for real: move the meeting to another offered time, then cancel it.
+    click("//*[@id='nav-general']")
+    click("//button[normalize-space()='Reschedule']")
+    click("(//div[contains(@class, 'ephemeral')]//button[normalize-space()='Book'])[1]")
+    wait.until(lambda b: any("sync moved" in t for t in texts(".message.ephemeral")))
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".file .file-open")) == 2)
+    click("//button[normalize-space()='Cancel meeting']")
+    wait.until(lambda b: b.find_elements(By.XPATH, "//button[normalize-space()='Keep it']"))
+    click("//button[normalize-space()='Cancel meeting']")
+    wait.until(lambda b: any("sync was cancelled" in t for t in texts(".message.ephemeral")))
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".file .file-open")) == 3)
+    click("(//button[contains(@class, 'file-open')])[3]")
+    wait.until(lambda b: "METHOD:CANCEL" in " ".join(texts(".file-text")))
+    click("//*[@id='nav-calendars']")
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "[data-user=U0ANA]"))
+    wait.until(lambda b: texts("[data-user=U0ANA] .cal-event.booking") == [])
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
