@@ -35,6 +35,7 @@ __all__ = [
     "JWT_BEARER",
     "GoogleCall",
     "GoogleEmulator",
+    "Hold",
     "OAuthClient",
     "ServiceAccount",
     "TokenGrant",
@@ -192,6 +193,25 @@ class _Fault:
     method: str | None = None  # only calls of this discovery method id, e.g. events.insert
 
 
+@dataclass
+class Hold:
+    """One call of a Calendar method held back by ``GoogleEmulator.hold`` until ``release()``.
+
+    ``arrived`` is set once the call came in (and, with ``apply_first``, was carried out).
+    A call held before it was applied whose caller is gone by the release (killed) is
+    ``dropped``: never applied, as a request Google never fully received.
+    """
+
+    method: str
+    apply_first: bool
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    dropped: bool = False
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class _Refusal(Exception):
     """An answer that is not a success, in Google's error shape."""
 
@@ -221,6 +241,7 @@ class GoogleEmulator:
         self._refresh_tokens: dict[str, _Refresh] = {}
         self._codes: dict[str, _Code] = {}
         self._faults: list[_Fault] = []
+        self._holds: dict[str, Hold] = {}
         self._document = calendar_discovery_document()
         self._routes = _routes(self._document)
         self._runner: web.AppRunner | None = None
@@ -443,6 +464,14 @@ class GoogleEmulator:
         for _ in range(n):
             self._faults.append(_Fault(target, hang=seconds))
 
+    def hold(self, method: str, *, apply_first: bool = True) -> Hold:
+        """Hold back the next call of ``method`` (``calendar.events.insert``) until the returned
+        hold is released: after carrying it out (the answer is lost if the caller dies), or
+        before (``apply_first`` False: a caller that died meanwhile leaves it undone)."""
+        held = Hold(method, apply_first)
+        self._holds[method] = held
+        return held
+
     def calls_to(self, method: str) -> list[GoogleCall]:
         return [call for call in self.calls if call.method == method]
 
@@ -658,6 +687,7 @@ class GoogleEmulator:
         call = GoogleCall("", request.method, request.path, dict(request.query), body)
         self.calls.append(call)
         fault: _Fault | None = None
+        held: Hold | None = None
         try:
             method_id, path_params = self._route(request.method, raw_tail)
             call.method = method_id
@@ -669,6 +699,14 @@ class GoogleEmulator:
                     "Injected fault.",
                     {"retry_after": fault.retry_after},
                 )
+            held = self._holds.pop(method_id, None)
+            if held is not None and not held.apply_first:
+                held.arrived.set()
+                await self._until_released(held)
+                if request.transport is None or request.transport.is_closing():
+                    held.dropped = True
+                    call.status = 503
+                    return web.Response(status=503)  # nobody is listening any more
             token = self._authenticate(request, method_id)
             call.principal = token.principal
             method = self._method(method_id)
@@ -676,10 +714,16 @@ class GoogleEmulator:
             answer, status = self._serve(method_id, token, path_params, query, body, method)
         except _Refusal as refusal:
             call.status = refusal.status
+            if held is not None and held.apply_first:
+                held.arrived.set()
+                await self._until_released(held)
             return self._google_error(refusal)
         call.status = status
         if fault is not None:
             await self._hang(fault)
+        if held is not None and held.apply_first:
+            held.arrived.set()
+            await self._until_released(held)
         if status == 204:
             return web.Response(status=204)
         return web.json_response(answer, status=status)
@@ -952,6 +996,14 @@ class GoogleEmulator:
     async def _hang(self, fault: _Fault) -> None:
         if fault.hang > 0:
             await self._wait(fault.hang)
+
+    async def _until_released(self, held: Hold) -> None:
+        assert self._closing is not None
+        # Wake on close() too, so a test that forgets to release never hangs the teardown.
+        waits = [asyncio.ensure_future(e.wait()) for e in (held.released, self._closing)]
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
 
     async def _wait(self, seconds: float) -> None:
         # Wait on the closing flag, not a bare sleep, so close() never waits for a hang.

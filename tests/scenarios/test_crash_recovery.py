@@ -14,9 +14,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from icalendar import Calendar
 
+from bot.calendars import event_id_for
+from bot.calendars.google import SCOPES
 from playground import slack_requests
 from playground.slack_api import Message, SlackEmulator
+from tests.emulators.google import GoogleEmulator
 from tests.scenarios.harness import ANA, BEN, SECRET
 from tests.scenarios.processes import ServeProcess
 
@@ -119,14 +123,16 @@ async def crash(tmp_path: Path) -> AsyncIterator[Crash]:
             await state.process.kill()
 
 
-async def assert_delivered_once(crash: Crash, im: str, offer: Message) -> None:
+async def assert_delivered_once(
+    crash: Crash, im: str, offer: Message, *, local_events: int = 1
+) -> None:
     """One event, one completed .ics upload, the offer replaced once, booking confirmed."""
     for _ in range(200):  # up to 20 s for the restarted process's reconcile
         if [state for state, _ in crash.bookings()] == ["confirmed"]:
             break
         await asyncio.sleep(0.1)
     assert [state for state, _ in crash.bookings()] == ["confirmed"]
-    assert crash.local_events() == 1
+    assert crash.local_events() == local_events
     [upload] = crash.slack.uploaded_files()
     assert upload.channel == im and upload.content and b"BEGIN:VCALENDAR" in upload.content
     confirmed = crash.slack.message(im, offer.ts)
@@ -178,3 +184,85 @@ async def test_a_retried_click_after_a_kill_delivers_once(crash: Crash) -> None:
     await asyncio.sleep(2.5)  # the dead process's delivery lease (2 s) lapses
     assert await crash.click(im, offer) == 200
     await assert_delivered_once(crash, im, offer)
+
+
+# --- before delivery: Google mode, the kill lands while events.insert is in flight -----------
+
+INSERT = "calendar.events.insert"
+
+
+@pytest.fixture
+async def google(crash: Crash) -> AsyncIterator[tuple[GoogleEmulator, dict[str, str]]]:
+    """A Google Workspace where Ana and Ben see each other, and the env for delegation mode."""
+    async with GoogleEmulator() as emulator:
+        people = [str(ANA.email), str(BEN.email)]
+        for email in people:
+            emulator.add_calendar(email, readers=people)
+        account = emulator.add_service_account()
+        emulator.allow_delegation(account, SCOPES)
+        key = emulator.write_key_file(account, crash.tmp_path / "service-account.json")
+        yield (
+            emulator,
+            {
+                "GOOGLE_API_URL": emulator.url,
+                "GOOGLE_SERVICE_ACCOUNT_FILE": str(key),
+                "GOOGLE_DELEGATION": "1",
+            },
+        )
+        # The process must die before its Google does: a live one would retry into a closed port.
+        if crash.process is not None:
+            await crash.process.kill()
+
+
+def booking_row(crash: Crash) -> tuple[str, str, str]:
+    """The one booking's key, state and stored iCalendar UID."""
+    with sqlite3.connect(crash.database) as db:
+        [row] = list(db.execute("SELECT key, state, uid FROM bookings"))
+    return str(row[0]), str(row[1]), str(row[2])
+
+
+@pytest.mark.parametrize(
+    "apply_first",
+    [False, True],
+    ids=["decided-to-book", "event-created-not-stored"],
+)
+async def test_a_kill_before_delivery_is_finished_by_the_reconcile(
+    crash: Crash, google: tuple[GoogleEmulator, dict[str, str]], apply_first: bool
+) -> None:
+    """kill -9 with events.insert in flight (before Google applies it, or after, its answer
+    lost), restart: one Google event under our id, and the booking delivered exactly once."""
+    emulator, env = google
+    calendar = str(ANA.email)
+    await crash.start(**env)
+    im, offer = await crash.offer()
+    held = emulator.hold(INSERT, apply_first=apply_first)
+    assert await crash.click(im, offer) == 200
+    await held.arrived.wait()
+    assert crash.process is not None
+    await crash.process.kill()
+    key, state, uid = booking_row(crash)
+    assert (state, uid) == ("pending", "")  # claimed, the event not recorded as created
+    held.release()
+    [first] = emulator.calls_to(INSERT)
+    for _ in range(100):  # the released handler finds its caller gone (or answers nobody)
+        if first.status:
+            break
+        await asyncio.sleep(0.01)
+    assert held.dropped is not apply_first
+    assert len(emulator.events(calendar)) == (1 if apply_first else 0)
+
+    await crash.start(**env)
+    await assert_delivered_once(crash, im, offer, local_events=0)
+    [event] = emulator.events(calendar)
+    assert event["id"] == event_id_for(key)
+    inserts = [call.status for call in emulator.calls_to(INSERT)]
+    # After the event was created, the retried insert under the same id is refused as a
+    # duplicate and the existing event is read instead of a second one being made.
+    assert inserts == ([200, 409] if apply_first else [503, 200])
+    assert bool(emulator.calls_to("calendar.events.get")) is apply_first
+    _, _, stored_uid = booking_row(crash)
+    assert stored_uid == event["iCalUID"]
+    [upload] = crash.slack.uploaded_files()
+    assert upload.content is not None
+    [vevent] = Calendar.from_ical(upload.content).walk("VEVENT")
+    assert str(vevent["UID"]) == event["iCalUID"]
