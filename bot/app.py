@@ -28,7 +28,7 @@ from handlers import Services, register_handlers
 from handlers.http import SlackSignature, build_web_app
 from handlers.installations import SlackInstalls, oauth_settings, open_slack_installs
 from handlers.oauth_google import GoogleOAuthRoutes
-from handlers.reconcile import Reconciler
+from handlers.reconcile import Reconciler, installed_clients
 from handlers.retries import retry_handlers
 
 __all__ = [
@@ -110,6 +110,7 @@ class Slotbot:
     accounts: GoogleAccounts | None = None
     reconciler: Reconciler | None = None
     session: aiohttp.ClientSession | None = None
+    installs: SlackInstalls | None = None
     outbox: Outbox | None = None  # sends webhooks, when SLOTBOT_WEBHOOK_URLS names some
 
     def start_reconcile(self) -> None:
@@ -118,9 +119,12 @@ class Slotbot:
         if self.outbox is not None:
             self.outbox.start()
         if self.settings.reconcile_seconds > 0 and self.reconciler is None:
-            self.reconciler = Reconciler(
-                self.bolt.client, self.scheduler, self.settings.reconcile_seconds
+            clients = (
+                installed_clients(self.installs, self.bolt.client)
+                if self.installs is not None
+                else self.bolt.client
             )
+            self.reconciler = Reconciler(clients, self.scheduler, self.settings.reconcile_seconds)
             self.reconciler.start()
 
     def web_app(self, *, slack_events: bool = True) -> web.Application:
@@ -248,4 +252,13 @@ async def open_slotbot(
     if webhooks is not None:
         assert settings.webhook_secret  # Settings refuse URLs without it
         outbox = Outbox(store, webhooks, settings.webhook_secret, clock=clock)
-    return Slotbot(settings, store, scheduler, bolt, accounts, session=session, outbox=outbox)
+    return Slotbot(
+        settings,
+        store,
+        scheduler,
+        bolt,
+        accounts,
+        session=session,
+        installs=installs,
+        outbox=outbox,
+    )

@@ -11,22 +11,59 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.scheduling.booking import Scheduler
 from handlers.delivery import deliver
+from handlers.installations import SlackInstalls
 
-__all__ = ["Reconciler", "reconcile_once"]
+__all__ = ["ClientFor", "Reconciler", "installed_clients", "reconcile_once"]
 
 logger = logging.getLogger("slotbot.reconcile")
 
+#: The Web API client that speaks for a workspace, or None when it is not installed (any more).
+ClientFor = Callable[[str], Awaitable[AsyncWebClient | None]]
 
-async def reconcile_once(client: AsyncWebClient, scheduler: Scheduler) -> int:
+
+def installed_clients(installs: SlackInstalls, base: AsyncWebClient) -> ClientFor:
+    """Each workspace's client from its (sealed) installation, sharing ``base``'s session,
+    base URL and retry policy: what a click in that workspace would have been given."""
+
+    async def client_for(team_id: str) -> AsyncWebClient | None:
+        bot = await installs.installations.async_find_bot(enterprise_id=None, team_id=team_id)
+        if bot is None or not bot.bot_token:
+            return None
+        return AsyncWebClient(
+            token=bot.bot_token,
+            base_url=base.base_url,
+            timeout=base.timeout,
+            session=base.session,
+            retry_handlers=base.retry_handlers,
+        )
+
+    return client_for
+
+
+def one_client(client: AsyncWebClient) -> ClientFor:
+    """Single-workspace mode: the one bot token speaks for every booking."""
+
+    async def client_for(team_id: str) -> AsyncWebClient | None:
+        return client
+
+    return client_for
+
+
+async def reconcile_once(clients: AsyncWebClient | ClientFor, scheduler: Scheduler) -> int:
     """Finish every half-done booking nobody is working on; the number delivered now."""
+    client_for = one_client(clients) if isinstance(clients, AsyncWebClient) else clients
     delivered = 0
     for booking in await scheduler.unfinished():
         try:
+            client = await client_for(booking.team_id)
+            if client is None:  # uninstalled: nobody to deliver to, nothing to finish
+                continue
             confirmation = await scheduler.resume(booking.team_id, booking.key)
             if confirmation is not None and await deliver(client, scheduler, confirmation):
                 delivered += 1
@@ -39,7 +76,9 @@ async def reconcile_once(client: AsyncWebClient, scheduler: Scheduler) -> int:
 class Reconciler:
     """Runs ``reconcile_once`` now and then every ``every`` seconds, until stopped."""
 
-    def __init__(self, client: AsyncWebClient, scheduler: Scheduler, every: float) -> None:
+    def __init__(
+        self, client: AsyncWebClient | ClientFor, scheduler: Scheduler, every: float
+    ) -> None:
         self.client = client
         self.scheduler = scheduler
         self.every = every

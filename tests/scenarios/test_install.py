@@ -12,6 +12,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from bot.config import DEFAULT_SLACK_SCOPES, Settings
 from bot.secrets import SecretBox
 from bot.store import Store
 from handlers.installations import open_slack_installs
+from handlers.reconcile import installed_clients, reconcile_once
 from playground import slack_requests
 from playground.slack_api import Message, SlackEmulator, SlackUser, Workspace
 from tests.scenarios.harness import ANA, BEN, CARA, EVE, Clock
@@ -388,3 +390,24 @@ async def test_the_emulator_refuses_wrong_client_credentials_and_reused_codes() 
                 client_id=slack.client_id, client_secret=slack.client_secret, code=code
             )
         assert (await client.auth_test(token=granted["access_token"]))["team_id"] == TEAM_A
+
+
+async def test_the_reconcile_finishes_a_booking_with_its_own_workspace_s_token(
+    installed: Installed,
+) -> None:
+    """A booking in B whose delivery failed is finished by the reconcile, speaking as B."""
+    b = installed.slack.workspace(TEAM_B)
+    assert (await installed.browse_install(TEAM_B)).status == 200
+    offer = await installed.ask(TEAM_B, DAN, f"b-side sync with <@{FAY.id}> 30m tomorrow")
+    installed.slack.fail_next("files.getUploadURLExternal", 1, error="fatal_error")
+    assert await installed.click(TEAM_B, DAN, offer, book_buttons(offer)[0]) == 200
+    await installed.settle()
+    assert not [f for f in installed.slack.uploaded_files() if f.completed]
+
+    # The failed click gave its lease back; a booking left alone this long is picked up.
+    installed.slotbot.scheduler.delivery_lease = timedelta(0)
+    since = len(installed.slack.calls())
+    clients = installed_clients(installed.slotbot.installs, installed.slotbot.bolt.client)
+    assert await reconcile_once(clients, installed.slotbot.scheduler) == 1
+    assert len([f for f in installed.slack.uploaded_files() if f.completed]) == 1
+    assert installed.tokens_of(UPLOAD_DONE, since=since) == {b.token}
