@@ -30,7 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
 from handlers.http import SlackSignature, build_web_app  # noqa: E402
 from playground import slack_requests  # noqa: E402
-from playground.slack_api import SlackUser  # noqa: E402
+from playground.slack_api import SlackEmulator, SlackUser  # noqa: E402
 from tests.scenarios.harness import (  # noqa: E402
     ANA,
     BEN,
@@ -174,6 +174,128 @@ async def measure_acks(tmp: Path) -> None:
             )
 
 
+async def measure_acks_in_processes(tmp: Path) -> None:
+    """As deployed: Slotbot as `slotbot serve` and the bare app each in a process of their
+    own; Slack (the emulator) and the client in this one."""
+    from tests.scenarios.harness import ANA as REQUESTER
+    from tests.scenarios.harness import CARA, EVE, click_request, command_request
+    from tests.scenarios.processes import ServeProcess, free_port
+
+    print("\nack latency (ms), each app in its own process (as deployed)")
+    print(
+        f"{'request':<10}{'concurrency':>12}{'slotbot p50':>13}{'p99':>8}{'bare p50':>10}"
+        f"{'p99':>8}{'ratio p99':>11}"
+    )
+    people = [REQUESTER, BEN, CARA, EVE]
+    for concurrency in (1, 50):
+        for kind in ("command", "click"):
+            ours: list[float] = []
+            bare: list[float] = []
+            for round_ in range(ROUNDS):
+                work = tmp / f"proc-{kind}-{concurrency}-{round_}"
+                work.mkdir(parents=True)
+                slack = SlackEmulator(users=people)
+                await slack.start()
+                channel = slack.add_channel("general").id
+                serve = ServeProcess(
+                    {
+                        "SLACK_BOT_TOKEN": slack.token,
+                        "SLACK_SIGNING_SECRET": SECRET,
+                        "SLACK_API_URL": slack.url,
+                        "DATABASE_URL": f"sqlite:///{work / 'slotbot.db'}",
+                        "SLOTBOT_DATA_DIR": str(work),
+                        "LOG_LEVEL": "WARNING",
+                    },
+                    work / "serve.log",
+                )
+                port = free_port()
+                baseline = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    str(ROOT / "bench" / "bare_bolt_app.py"),
+                    str(port),
+                    SECRET,
+                    slack.url,
+                    slack.token,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+                bare_url = f"http://127.0.0.1:{port}/slack/events"
+                try:
+                    await serve.start()
+                    async with aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(limit=0)
+                    ) as session:
+                        await _wait_up(session, f"http://127.0.0.1:{port}/healthz")
+                        warm = [
+                            command_request(slack, "focus time next week", REQUESTER, channel)[0]
+                        ]
+                        await timed_posts(session, serve.url, warm)
+                        await timed_posts(session, bare_url, warm)
+                        await slack.wait_for("response_url", count=1, within=30)
+                        if kind == "command":
+                            batch = [
+                                command_request(
+                                    slack, f"sync with <@{BEN.id}> next week", REQUESTER, channel
+                                )[0]
+                                for _ in range(concurrency)
+                            ]
+                        else:
+                            batch = []
+                            for n in range(concurrency):
+                                person = slack.add_user(
+                                    SlackUser(id=f"U0PROC{n:04d}", name="p", tz="Europe/Berlin")
+                                )
+                                answered = len(slack.calls("response_url"))
+                                await timed_posts(
+                                    session,
+                                    serve.url,
+                                    [
+                                        command_request(
+                                            slack, "focus time in the next 2 weeks", person, channel
+                                        )[0]
+                                    ],
+                                )
+                                await slack.wait_for("response_url", count=answered + 1, within=30)
+                                offer = offer_from_ephemeral_of(slack, person)
+                                batch.append(
+                                    click_request(
+                                        slack, offer, offer.buttons("book_slot")[0], person
+                                    )
+                                )
+                        ours += await timed_posts(session, serve.url, batch)
+                        await asyncio.sleep(3)  # let the work finish before the baseline runs
+                        bare += await timed_posts(session, bare_url, batch)
+                finally:
+                    baseline.terminate()
+                    await baseline.wait()
+                    await serve.stop()
+                    await slack.close()
+            p99_ours, p99_bare = percentile(ours, 0.99), percentile(bare, 0.99)
+            print(
+                f"{kind:<10}{concurrency:>12}{statistics.median(ours):>13.2f}{p99_ours:>8.2f}"
+                f"{statistics.median(bare):>10.2f}{p99_bare:>8.2f}{p99_ours / p99_bare:>10.2f}x"
+            )
+
+
+async def _wait_up(session: aiohttp.ClientSession, url: str) -> None:
+    for _ in range(200):
+        try:
+            async with session.get(url) as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} never answered")
+
+
+def offer_from_ephemeral_of(slack: SlackEmulator, person: SlackUser) -> Any:
+    from tests.scenarios.harness import Offer
+
+    message = slack.ephemeral_messages(user=person.id)[-1]
+    return Offer(message.blocks, message.channel, message, None)
+
+
 async def measure_click_to_ics(tmp: Path) -> None:
     samples = []
     harness = await start_harness(tmp / "ics")
@@ -248,6 +370,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         tmp = Path(directory)
         await measure_acks(tmp)
+        await measure_acks_in_processes(tmp)
         await measure_click_to_ics(tmp)
         await measure_startup(tmp)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import actions, commands, errors, home, messages
+from handlers import actions, commands, errors, home, messages, views
 from handlers.services import Services
 
 __all__ = ["Services", "register_handlers"]
@@ -15,4 +15,5 @@ def register_handlers(app: AsyncApp, services: Services) -> None:
     messages.register(app, services)  # DMs to the bot, @mentions in channels
     actions.register(app, services)  # Book, More times, Cancel buttons
     home.register(app, services)  # the App Home tab
+    views.register(app, services)  # the settings modal
     errors.register(app)  # one error handler for all of them

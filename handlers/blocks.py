@@ -7,7 +7,7 @@ the fallback text is in the requester's zone. User text is escaped before it rea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from itertools import groupby
 
 from slack_sdk.models.blocks import (
@@ -17,12 +17,19 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     DividerBlock,
     HeaderBlock,
+    InputBlock,
     MarkdownTextObject,
+    NumberInputElement,
+    Option,
+    PlainTextInputElement,
     SectionBlock,
+    StaticSelectElement,
 )
+from slack_sdk.models.views import View
 
 from bot.models import Booking, Participant, TimeSlot, zone_of
 from bot.scheduling.booking import Change, Confirmation, Proposal
+from bot.store import UserSettings
 from handlers import ids
 
 __all__ = [
@@ -38,9 +45,12 @@ __all__ = [
     "escape",
     "help_blocks",
     "home_blocks",
+    "list_blocks",
+    "list_text",
     "nothing_to_connect_text",
     "offer_blocks",
     "offer_text",
+    "settings_modal",
     "withdrawn_blocks",
 ]
 
@@ -325,8 +335,255 @@ def _booked_blocks(
     ]
 
 
-def home_blocks(bookings: Sequence[Booking]) -> list[Block]:
-    """The App Home tab: upcoming meetings, then how to ask for one."""
+def _booking_row(booking: Booking, user_id: str | None, *, from_home: bool) -> list[Block]:
+    """One upcoming meeting; its organizer also gets Reschedule and Cancel meeting."""
+    slot, zone = booking.slot, booking.schedule.start_time.time_zone
+    people = ", ".join(f"<@{u}>" for u in (booking.organizer_id, *booking.participant_ids))
+    row: list[Block] = [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=f"*{_title(booking.title)}*\n"
+                f"{date_token(slot.start, '{date_long_pretty} {time}', zone)} – "
+                f"{date_token(slot.end, '{time}', zone)} · {people}"
+            )
+        )
+    ]
+    if user_id is not None and booking.organizer_id == user_id:
+        reschedule = ids.HOME_RESCHEDULE if from_home else ids.RESCHEDULE
+        cancel = ids.HOME_CANCEL_BOOKING if from_home else ids.CANCEL_BOOKING
+        row.append(
+            ActionsBlock(
+                elements=[
+                    ButtonElement(text="Reschedule", action_id=reschedule, value=booking.key),
+                    ButtonElement(
+                        text="Cancel meeting",
+                        action_id=cancel,
+                        value=booking.key,
+                        style="danger",
+                    ),
+                ]
+            )
+        )
+    return row
+
+
+#: Meetings shown at most in a list or the Home tab (a message holds 50 blocks, a view 100).
+LIST_LIMIT = 15
+
+
+def list_text(bookings: Sequence[Booking]) -> str:
+    """The notification text of ``/schedule list``."""
+    count = len(bookings)
+    if not count:
+        return "No upcoming meetings booked with Slotbot."
+    return f"{count} upcoming meeting{'' if count == 1 else 's'}"
+
+
+def list_blocks(bookings: Sequence[Booking], user_id: str) -> list[Block]:
+    """``/schedule list``: the person's upcoming meetings, soonest first, with Reschedule and
+    Cancel meeting on the ones they organize (a click turns the list into that flow)."""
+    if not bookings:
+        return [
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text="No upcoming meetings booked with Slotbot. "
+                    "`/schedule 1:1 with @ana tomorrow` books one."
+                )
+            )
+        ]
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=f"*Your upcoming meetings* ({len(bookings)})"))
+    ]
+    for booking in bookings[:LIST_LIMIT]:
+        blocks.extend(_booking_row(booking, user_id, from_home=False))
+    if len(bookings) > LIST_LIMIT:
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(text=f"…and {len(bookings) - LIST_LIMIT} more later on.")
+                ]
+            )
+        )
+    return blocks
+
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+OFF = "off"
+MIDNIGHT_END = "24:00"  # a day that works until midnight; stored as time(0)
+
+#: block_id of each settings field; the form reader in ``handlers.views`` reads these.
+ZONE_BLOCK = "time_zone"
+#: (block_id, label, lowest, highest, hint) of the number fields.
+NUMBER_FIELDS = (
+    ("buffer_before", "Buffer before meetings (minutes)", 0, 120, None),
+    ("buffer_after", "Buffer after meetings (minutes)", 0, 120, None),
+    ("minimum_notice", "Minimum notice (minutes)", 0, 10080, "How soon a meeting may start."),
+    ("default_duration", "Default duration (minutes)", 5, 480, None),
+    ("horizon", "Search horizon (days)", 1, 90, "How far ahead offers may look."),
+    ("reminder_lead", "Reminder before meetings (minutes)", 0, 1440, "Empty: no reminder."),
+)
+FIELD_ACTION = "value"  # the action_id of every settings field's element
+
+
+def hours_block(day: int, edge: str) -> str:
+    """The block_id of a weekday's start (``edge="start"``) or end time."""
+    return f"hours_{day}_{edge}"
+
+
+def _clock(moment: time) -> str:
+    return moment.strftime("%H:%M")
+
+
+def _time_options(extra: str | None, *, end: bool) -> list[Option]:
+    values = [f"{m // 60:02d}:{m % 60:02d}" for m in range(0, 24 * 60, 30)]
+    values = [*values[1:], MIDNIGHT_END] if end else values
+    if extra is not None and extra not in values:
+        values = sorted([*values, extra])  # an hour saved off the half-hour grid stays shown
+    options = [Option(value=v, text=v) for v in values]
+    return options if end else [Option(value=OFF, text="Off"), *options]
+
+
+def _number_values(settings: UserSettings) -> dict[str, int | None]:
+    return {
+        "buffer_before": settings.buffer_before_minutes,
+        "buffer_after": settings.buffer_after_minutes,
+        "minimum_notice": settings.minimum_notice_minutes,
+        "default_duration": settings.default_duration_minutes,
+        "horizon": settings.horizon_days,
+        "reminder_lead": settings.reminder_lead_minutes,
+    }
+
+
+def settings_modal(settings: UserSettings) -> View:
+    """The settings form: hours per weekday (a day can be off), zone override, and numbers."""
+    blocks: list[Block] = [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text="*Working hours* in your time zone. Offers only use these hours; "
+                "set a day's start to _Off_ to keep it free."
+            )
+        )
+    ]
+    for day, name in enumerate(WEEKDAYS):
+        intervals = settings.working_hours.days[day]
+        start = _clock(intervals[0][0]) if intervals else None
+        end = None
+        if intervals:
+            last = intervals[-1][1]
+            end = MIDNIGHT_END if last == time(0) else _clock(last)
+        start_options = _time_options(start, end=False)
+        end_options = _time_options(end, end=True)
+        blocks.append(
+            InputBlock(
+                block_id=hours_block(day, "start"),
+                label=f"{name} from",
+                element=StaticSelectElement(
+                    action_id=FIELD_ACTION,
+                    options=start_options,
+                    initial_option=next(o for o in start_options if o.value == (start or OFF)),
+                ),
+            )
+        )
+        blocks.append(
+            InputBlock(
+                block_id=hours_block(day, "end"),
+                label=f"{name} until",
+                optional=True,
+                element=StaticSelectElement(
+                    action_id=FIELD_ACTION,
+                    placeholder="Until",
+                    options=end_options,
+                    initial_option=next((o for o in end_options if o.value == end), None),
+                ),
+            )
+        )
+    blocks.append(DividerBlock())
+    blocks.append(
+        InputBlock(
+            block_id=ZONE_BLOCK,
+            label="Time zone",
+            optional=True,
+            hint="An IANA name such as Europe/Berlin. Empty: your Slack profile's zone.",
+            element=PlainTextInputElement(
+                action_id=FIELD_ACTION,
+                placeholder="Europe/Berlin",
+                initial_value=settings.time_zone or None,
+                max_length=64,
+            ),
+        )
+    )
+    numbers = _number_values(settings)
+    for block_id, label, lowest, highest, hint in NUMBER_FIELDS:
+        value = numbers[block_id]
+        blocks.append(
+            InputBlock(
+                block_id=block_id,
+                label=label,
+                optional=block_id == "reminder_lead",
+                hint=hint,
+                element=NumberInputElement(
+                    action_id=FIELD_ACTION,
+                    is_decimal_allowed=False,
+                    initial_value=None if value is None else str(value),
+                    min_value=str(lowest),
+                    max_value=str(highest),
+                ),
+            )
+        )
+    return View(
+        type="modal",
+        callback_id=ids.SETTINGS_VIEW,
+        title="Scheduling settings",
+        submit="Save",
+        close="Cancel",
+        blocks=blocks,
+    )
+
+
+def _hours_summary(settings: UserSettings) -> str:
+    lines = []
+    for name, intervals in zip(WEEKDAYS, settings.working_hours.days, strict=True):
+        spans = ", ".join(
+            f"{_clock(a)}–{MIDNIGHT_END if b == time(0) else _clock(b)}" for a, b in intervals
+        )
+        lines.append(f"{name[:3]} {spans or 'off'}")
+    return " · ".join(lines)
+
+
+def _settings_section(settings: UserSettings) -> list[Block]:
+    zone = escape(settings.time_zone) if settings.time_zone else "your Slack profile's"
+    reminder = (
+        "no reminders"
+        if settings.reminder_lead_minutes is None
+        else f"reminder {settings.reminder_lead_minutes} min before"
+    )
+    facts = (
+        f"*Hours:* {_hours_summary(settings)}\n"
+        f"*Time zone:* {zone} · *Buffers:* {settings.buffer_before_minutes} min before, "
+        f"{settings.buffer_after_minutes} min after · "
+        f"*Notice:* {settings.minimum_notice_minutes} min\n"
+        f"*Default length:* {_duration(settings.default_duration_minutes)} · "
+        f"*Looks ahead:* {settings.horizon_days} days · {reminder}"
+    )
+    return [
+        HeaderBlock(text="Your scheduling settings"),
+        SectionBlock(
+            text=MarkdownTextObject(text=facts),
+            accessory=ButtonElement(
+                text="Edit settings", action_id=ids.EDIT_SETTINGS, value="settings"
+            ),
+        ),
+    ]
+
+
+def home_blocks(
+    bookings: Sequence[Booking],
+    *,
+    user_id: str | None = None,
+    settings: UserSettings | None = None,
+) -> list[Block]:
+    """The App Home tab: upcoming meetings (Reschedule and Cancel on the ones ``user_id``
+    organizes), the person's settings with an Edit button, then how to ask for a meeting."""
     blocks: list[Block] = [
         HeaderBlock(text="Your upcoming meetings"),
     ]
@@ -334,18 +591,11 @@ def home_blocks(bookings: Sequence[Booking]) -> list[Block]:
         blocks.append(
             SectionBlock(text=MarkdownTextObject(text="Nothing booked with Slotbot yet."))
         )
-    for booking in bookings[:20]:
-        slot, zone = booking.slot, booking.schedule.start_time.time_zone
-        people = ", ".join(f"<@{u}>" for u in (booking.organizer_id, *booking.participant_ids))
-        blocks.append(
-            SectionBlock(
-                text=MarkdownTextObject(
-                    text=f"*{_title(booking.title)}*\n"
-                    f"{date_token(slot.start, '{date_long_pretty} {time}', zone)} – "
-                    f"{date_token(slot.end, '{time}', zone)} · {people}"
-                )
-            )
-        )
+    for booking in bookings[:LIST_LIMIT]:
+        blocks.extend(_booking_row(booking, user_id, from_home=True))
+    if settings is not None:
+        blocks.append(DividerBlock())
+        blocks.extend(_settings_section(settings))
     blocks.append(DividerBlock())
     return blocks + help_blocks()
 

@@ -16,6 +16,7 @@ from handlers.services import Services
 HELP_WORDS = {"", "help", "?", "-h", "--help"}
 CONNECT_WORDS = {"connect", "connect google", "connect calendar"}
 DISCONNECT_WORDS = {"disconnect", "disconnect google", "disconnect calendar"}
+LIST_WORDS = {"list", "my meetings", "upcoming", "meetings"}
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -32,6 +33,14 @@ def register(app: AsyncApp, services: Services) -> None:
         request = read_command(command)
         if request.text.lower() in HELP_WORDS:
             await respond(text="How to use /schedule", blocks=blocks.help_blocks())
+            return
+        if request.text.lower() in LIST_WORDS:
+            bookings = await services.scheduler.upcoming(request.team_id, request.user_id)
+            await respond(
+                text=blocks.list_text(bookings),
+                blocks=blocks.list_blocks(bookings, request.user_id),
+                response_type="ephemeral",
+            )
             return
         if request.text.lower() in CONNECT_WORDS | DISCONNECT_WORDS:
             await _account(services, request.team_id, request.user_id, request.text, respond)

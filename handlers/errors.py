@@ -7,9 +7,11 @@ listener fails right after ``ack()`` (it answers 404); ``@app.error`` covers the
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec
 
@@ -28,21 +30,58 @@ SORRY = (
 
 P = ParamSpec("P")
 
+#: Work after ``ack()`` runs at most this many listeners at a time. Everything shares one
+#: event loop: without a limit, a burst of 50 requests makes the 50th ack wait behind the
+#: other 49 requests' work; with it, acks go out first and the work follows in turn.
+WORK_SLOTS = 4
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _work_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = asyncio.Semaphore(WORK_SLOTS)
+    return slots
+
 
 def reporting_errors(
     listener: Callable[P, Awaitable[None]],
 ) -> Callable[P, Awaitable[None]]:
-    """Run ``listener``; if it fails, tell the person (it must take ``body`` and ``client``)."""
+    """Run ``listener`` in a work slot taken right after its ``ack()`` (events, acked by Bolt
+    already, take it at once); if it fails, tell the person. It must take ``body`` and
+    ``client``."""
     names = inspect.getfullargspec(listener).args
     if not {"body", "client"} <= set(names):
         raise TypeError(f"{listener.__name__} must take body and client to report errors")
 
     @functools.wraps(listener)
     async def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        slots = _work_slots()
+        held = False
+        real_ack = kwargs.get("ack")
+
+        async def ack_then_wait_for_a_slot(*ack_args: Any, **ack_kwargs: Any) -> None:
+            nonlocal held
+            await real_ack(*ack_args, **ack_kwargs)  # type: ignore[operator]
+            if not held:
+                await slots.acquire()
+                held = True
+
+        if real_ack is not None:
+            kwargs["ack"] = ack_then_wait_for_a_slot
+        else:
+            await slots.acquire()
+            held = True
         try:
             await listener(*args, **kwargs)
         except Exception as error:  # noqa: BLE001 - every failure is reported, then logged
             await report(error, kwargs["body"], kwargs["client"], kwargs.get("respond"))  # type: ignore[arg-type]
+        finally:
+            if held:
+                slots.release()
 
     return run
 

@@ -15,6 +15,12 @@ RESCHEDULE = "reschedule"
 CANCEL_BOOKING = "cancel_booking"
 CONFIRM_CANCEL = "confirm_cancel"
 KEEP_BOOKING = "keep_booking"
+# The Home tab's own buttons: a click in a view has no message to replace, so they get theirs.
+HOME_RESCHEDULE = "home_reschedule"
+HOME_CANCEL_BOOKING = "home_cancel_booking"
+EDIT_SETTINGS = "edit_settings"
+
+SETTINGS_VIEW = "settings"  # callback_id of the settings modal (its view_submission)
 
 #: Events the app subscribes to (manifest.yml ``settings.event_subscriptions.bot_events``).
 EVENTS = ("app_mention", "message.im", "app_home_opened")

@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers import blocks
+from handlers.commands import LIST_WORDS
 from handlers.conversation import Place, post_to
 from handlers.errors import reporting_errors
 from handlers.payloads import MessageRequest, read_message
@@ -86,6 +87,15 @@ async def _offer(
 ) -> None:
     if request.text.lower() in ("", "help", "hi", "hello", "?"):
         await post_to(client, place, text="How to ask for a meeting", blocks=blocks.help_blocks())
+        return
+    if request.text.lower().rstrip("?!. ") in LIST_WORDS:
+        bookings = await services.scheduler.upcoming(request.team_id, request.user_id)
+        await post_to(
+            client,
+            place,
+            text=blocks.list_text(bookings),
+            blocks=blocks.list_blocks(bookings, request.user_id),
+        )
         return
     proposal = await services.scheduler.propose(
         request.team_id,

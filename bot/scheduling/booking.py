@@ -496,6 +496,14 @@ class Scheduler:
         """The person's meetings that have not ended yet, soonest first."""
         return await self.store.bookings_for_user(team_id, user_id, self.clock(), limit=limit)
 
+    async def settings_of(self, team_id: str, user_id: str) -> UserSettings:
+        """The person's scheduling settings (the defaults until they save their own)."""
+        return await self.store.get_settings(team_id, user_id)
+
+    async def save_settings(self, team_id: str, user_id: str, settings: UserSettings) -> None:
+        """Keep the person's settings; the next search for them follows these at once."""
+        await self.store.save_settings(team_id, user_id, settings)
+
     async def mark_delivered(
         self, team_id: str, key: str, *, channel_id: str | None, message_ts: str | None
     ) -> None:

@@ -84,6 +84,7 @@ async def test_delegation_books_on_the_organizers_calendar_with_everyone_invited
 
     await book_first(delegation, offer)
     await delegation.bot.wait_for(UPLOAD_DONE)
+    await delegation.bot.settle()  # the confirmation follows the upload
 
     [event] = delegation.events("ana@example.com")
     assert event["summary"] == "design review"
@@ -123,6 +124,7 @@ async def test_503s_on_insert_are_retried_into_one_event(delegation: GoogleBot) 
     delegation.google.fail_next(2, 503, method=INSERT)
     await book_first(delegation, offer)
     await delegation.bot.wait_for(UPLOAD_DONE)
+    await delegation.bot.settle()  # the confirmation follows the upload
 
     assert [c.status for c in delegation.google.calls_to(INSERT)] == [503, 503, 200]
     assert len(delegation.sleeps.delays) == 2
@@ -150,6 +152,7 @@ async def test_a_persistent_500_says_so_and_the_next_click_completes_the_booking
 
     await book_first(delegation, offer)
     await delegation.bot.wait_for(UPLOAD_DONE)
+    await delegation.bot.settle()  # the confirmation follows the upload
     [event] = delegation.events("ana@example.com")
     assert len(delegation.bot.slack.uploaded_files()) == 1
     assert str(delegation.ics().walk("VEVENT")[0]["UID"]) == event["iCalUID"]
@@ -186,6 +189,7 @@ async def test_an_insert_that_reached_google_is_not_duplicated_on_retry(
 
     await book_first(delegation, offer)
     await delegation.bot.wait_for(UPLOAD_DONE)
+    await delegation.bot.settle()  # the confirmation follows the upload
     assert delegation.google.calls_to(INSERT)[-1].status == 409
     [event] = delegation.events("ana@example.com")
     assert str(delegation.ics().walk("VEVENT")[0]["UID"]) == event["iCalUID"]
@@ -216,6 +220,7 @@ async def test_shared_calendar_holds_the_event_and_the_ics_is_the_invite(
     assert starts_at(offer, SIXTEEN) and not starts_at(offer, FIFTEEN)
     await book_first(shared, offer)
     await shared.bot.wait_for(UPLOAD_DONE)
+    await shared.bot.settle()  # the confirmation follows the upload
 
     [event] = shared.events(SHARED_CALENDAR)
     assert shared.events("ana@example.com") == []
@@ -252,6 +257,7 @@ async def test_shared_calendar_losing_write_access_is_explained_then_resumed(
     calendar.writers.add(shared.account.email)
     await book_first(shared, offer)
     await shared.bot.wait_for(UPLOAD_DONE)
+    await shared.bot.settle()  # the confirmation follows the upload
     assert len(shared.events(SHARED_CALENDAR)) == 1
     assert (await booking_of(shared, offer)).state == BookingState.CONFIRMED
 
