@@ -7,6 +7,7 @@ it is written and opened when it is read, so the tables never hold a usable secr
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from dataclasses import dataclass
@@ -204,8 +205,11 @@ class SlackInstalls:
 
     async def create_tables(self) -> None:
         """Create the three tables if missing; safe when several instances start at once."""
-        engine = self.installations.rows.engine
-        for attempt in range(3):
+        # A write transaction from the start (BEGIN IMMEDIATE on SQLite): a deferred one that
+        # turns into a write while another process creates the tables fails with "locked" at
+        # once instead of waiting its turn.
+        engine = self.installations.rows.engine.execution_options(slotbot_write=True)
+        for attempt in range(5):
             try:
                 async with engine.begin() as conn:
                     if engine.dialect.name == "postgresql":
@@ -218,8 +222,9 @@ class SlackInstalls:
                 return
             except sa.exc.DBAPIError:
                 # SQLite has no advisory lock: a concurrent creator wins, we look again.
-                if attempt == 2:
+                if attempt == 4:
                     raise
+                await asyncio.sleep(0.05 * (attempt + 1))
 
 
 async def open_slack_installs(

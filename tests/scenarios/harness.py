@@ -102,10 +102,26 @@ class Harness:
     async def command(
         self, text: str, *, user: SlackUser = ANA, channel: str | None = None
     ) -> tuple[int, str]:
-        """Send ``/schedule text``; the HTTP status and the command's response_url."""
+        """Send ``/schedule text`` and wait for its answer (an offer, help or a note) to reach
+        Slack; the HTTP status and the command's response_url."""
         request, response_url = command_request(self.slack, text, user, channel or self.channel)
+        before = self._answers()
         response = await self.post(request)
+        if response.status == 200:
+            # The answer comes after ack(); the first request of a process can take a while
+            # (cold caches), longer than settle()'s quiet spell.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10.0
+            # Three counters of the emulator together have no event to wait on: poll them.
+            while self._answers() == before and loop.time() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
         return response.status, response_url
+
+    def _answers(self) -> int:
+        return sum(
+            len(self.slack.calls(m))
+            for m in ("response_url", "chat.postMessage", "chat.postEphemeral")
+        )
 
     async def wait_for(self, method: str, count: int = 1) -> None:
         await self.slack.wait_for(method, count=count, within=10.0)
