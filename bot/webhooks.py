@@ -246,17 +246,25 @@ class Outbox:
         self._session = session
         self._own_session = session is None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="slotbot-webhooks")
 
     async def stop(self) -> None:
         """Stop the loop (rows in flight keep their state or are released) and close HTTP."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # After the round in progress: cancelling mid-query strands its DB connection.
+            self._stopping = True
+            self.webhooks.wake()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         if self._own_session and self._session is not None:
             await self._session.close()
@@ -344,7 +352,7 @@ class Outbox:
         return self._session
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.deliver_due()
             except Exception as exc:  # noqa: BLE001 - the loop outlives a database hiccup

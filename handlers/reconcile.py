@@ -83,24 +83,32 @@ class Reconciler:
         self.scheduler = scheduler
         self.every = every
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="slotbot-reconcile")
 
     async def stop(self) -> None:
+        """Stop after the round in progress: cancelling one mid-query would strand its
+        database connection (and perhaps a half-sent upload)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 count = await reconcile_once(self.client, self.scheduler)
                 if count:
                     logger.info("finished %d half-done booking(s)", count)
             except Exception as exc:  # noqa: BLE001 - the loop outlives a database hiccup
                 logger.warning("reconcile round failed: %s", type(exc).__name__)
-            await asyncio.sleep(self.every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.every)
