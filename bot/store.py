@@ -874,10 +874,7 @@ class Store:
                 sa.select(bookings.c.key)
                 .join(
                     booking_members,
-                    sa.and_(
-                        booking_members.c.team_id == bookings.c.team_id,
-                        booking_members.c.booking_key == bookings.c.key,
-                    ),
+                    _membership(),
                 )
                 .where(
                     bookings.c.team_id == booking.team_id,
@@ -973,10 +970,7 @@ class Store:
             sa.select(booking_members.c.user_id, bookings.c.start_at, bookings.c.end_at)
             .join(
                 bookings,
-                sa.and_(
-                    booking_members.c.team_id == bookings.c.team_id,
-                    booking_members.c.booking_key == bookings.c.key,
-                ),
+                _membership(),
             )
             .where(
                 booking_members.c.team_id == team_id,
@@ -1063,10 +1057,7 @@ class Store:
             sa.select(bookings)
             .join(
                 booking_members,
-                sa.and_(
-                    booking_members.c.team_id == bookings.c.team_id,
-                    booking_members.c.booking_key == bookings.c.key,
-                ),
+                _membership(),
             )
             .where(
                 booking_members.c.team_id == team_id,
@@ -1922,6 +1913,14 @@ def _local_event_key(
         local_events.c.team_id == team_id,
         local_events.c.calendar_id == calendar_id,
         local_events.c.event_id == event_id,
+    )
+
+
+def _membership() -> sa.ColumnElement[bool]:
+    """Joins a booking to its people (organizer and participants)."""
+    return sa.and_(
+        booking_members.c.team_id == bookings.c.team_id,
+        booking_members.c.booking_key == bookings.c.key,
     )
 
 
