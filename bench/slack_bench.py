@@ -1,14 +1,16 @@
 """Slack-side latency: ack of /schedule and of a click at 1 and 50 concurrent requests, next to
 a bare Bolt app answering the same requests; click → .ics uploaded; start-up to /healthz.
 
-Run: ``.venv/bin/python bench/slack_bench.py``. Everything talks over loopback HTTP: signed
-requests into the app, the real slack_sdk client out to the Slack emulator (zero latency).
+Run: ``.venv/bin/python bench/slack_bench.py [acks] [processes] [ics] [startup]`` (default: all).
+Everything talks over loopback HTTP: signed requests into the app, the real slack_sdk client out
+to the Slack emulator (zero latency).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import socket
 import statistics
@@ -61,6 +63,23 @@ async def timed_posts(
         return (time.perf_counter() - started) * 1000
 
     return list(await asyncio.gather(*(one(r) for r in requests)))
+
+
+async def timed_posts_apart(url: str, requests: list[slack_requests.SignedRequest]) -> list[float]:
+    """``timed_posts`` from a process of its own (``bench/fire.py``), whose loop does nothing
+    but send and time: the emulator's work cannot delay the clock."""
+    batch = [{"body": r.body.decode(), "headers": r.headers} for r in requests]
+    job = json.dumps({"url": url, "requests": batch})
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bench" / "fire.py"),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await child.communicate(job.encode())
+    if child.returncode:
+        raise RuntimeError(f"bench/fire.py failed ({child.returncode})")
+    return [float(ms) for ms in json.loads(out)]
 
 
 async def warm_up(harness: Harness) -> None:
@@ -138,7 +157,7 @@ async def measure_acks(tmp: Path) -> None:
         f"{'request':<10}{'concurrency':>12}{'slotbot p50':>13}{'p99':>8}{'bare p50':>10}"
         f"{'p99':>8}{'ratio p99':>11}"
     )
-    for concurrency in (1, 50):
+    for concurrency in (50,):
         for kind in ("command", "click"):
             ours: list[float] = []
             bare: list[float] = []
@@ -176,7 +195,7 @@ async def measure_acks(tmp: Path) -> None:
 
 async def measure_acks_in_processes(tmp: Path) -> None:
     """As deployed: Slotbot as `slotbot serve` and the bare app each in a process of their
-    own; Slack (the emulator) and the client in this one."""
+    own, Slack (the emulator) in this one, and the measuring client in a fourth."""
     from tests.scenarios.harness import ANA as REQUESTER
     from tests.scenarios.harness import CARA, EVE, click_request, command_request
     from tests.scenarios.processes import ServeProcess, free_port
@@ -187,7 +206,7 @@ async def measure_acks_in_processes(tmp: Path) -> None:
         f"{'p99':>8}{'ratio p99':>11}"
     )
     people = [REQUESTER, BEN, CARA, EVE]
-    for concurrency in (1, 50):
+    for concurrency in (50,):
         for kind in ("command", "click"):
             ours: list[float] = []
             bare: list[float] = []
@@ -262,9 +281,9 @@ async def measure_acks_in_processes(tmp: Path) -> None:
                                         slack, offer, offer.buttons("book_slot")[0], person
                                     )
                                 )
-                        ours += await timed_posts(session, serve.url, batch)
+                        ours += await timed_posts_apart(serve.url, batch)
                         await asyncio.sleep(3)  # let the work finish before the baseline runs
-                        bare += await timed_posts(session, bare_url, batch)
+                        bare += await timed_posts_apart(bare_url, batch)
                 finally:
                     baseline.terminate()
                     await baseline.wait()
@@ -369,10 +388,19 @@ async def main() -> None:
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {ROUNDS} rounds\n")
     with tempfile.TemporaryDirectory() as directory:
         tmp = Path(directory)
-        await measure_acks(tmp)
-        await measure_acks_in_processes(tmp)
-        await measure_click_to_ics(tmp)
-        await measure_startup(tmp)
+        chosen = set(sys.argv[1:]) or set(PARTS)
+        for name, part in PARTS.items():
+            if name in chosen:
+                await part(tmp)
+
+
+#: ``python bench/slack_bench.py [part ...]`` runs only the parts named (default: all).
+PARTS = {
+    "acks": measure_acks,
+    "processes": measure_acks_in_processes,
+    "ics": measure_click_to_ics,
+    "startup": measure_startup,
+}
 
 
 if __name__ == "__main__":

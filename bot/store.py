@@ -586,6 +586,12 @@ class Store:
         # Writers on SQLite take the database lock up front (BEGIN IMMEDIATE), so a reader
         # never has to upgrade to a writer mid-transaction, which SQLite refuses without waiting.
         self._writer = engine.execution_options(slotbot_write=True)
+        # A read is one statement (or a few that need no common snapshot): no transaction, so
+        # no BEGIN and COMMIT round trips around it.
+        self._reader = engine.execution_options(
+            slotbot_read=True,
+            **({"isolation_level": "AUTOCOMMIT"} if engine.dialect.name == "postgresql" else {}),
+        )
         self._clock = clock
         self._dialect = engine.dialect.name
         # SQLite has one writer at a time; queueing in-process is cheaper than busy-waiting.
@@ -624,7 +630,7 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             yield conn
 
     @contextlib.asynccontextmanager
@@ -761,15 +767,21 @@ class Store:
     async def close_offer(self, team_id: str, offer_id: str, now: datetime) -> bool:
         """Close an open offer; True only for the call that closed it."""
         async with self._write() as conn:
-            result = await conn.execute(
-                offers.update()
-                .where(
-                    offers.c.id == offer_id,
-                    offers.c.team_id == team_id,
-                    offers.c.closed_at.is_(None),
-                )
-                .values(closed_at=now)
+            return await self._close_offer(conn, team_id, offer_id, now)
+
+    @staticmethod
+    async def _close_offer(
+        conn: AsyncConnection, team_id: str, offer_id: str, now: datetime
+    ) -> bool:
+        result = await conn.execute(
+            offers.update()
+            .where(
+                offers.c.id == offer_id,
+                offers.c.team_id == team_id,
+                offers.c.closed_at.is_(None),
             )
+            .values(closed_at=now)
+        )
         return bool(result.rowcount)
 
     async def delete_expired_offers(self, before: datetime) -> int:
@@ -1130,13 +1142,15 @@ class Store:
             sa.or_(bookings.c.delivering_until.is_(None), bookings.c.delivering_until <= now),
         )
         async with self._write() as conn:
-            result = await conn.execute(
-                bookings.update().where(*where).values(delivering_until=until)
-            )
-            if not result.rowcount:
-                return None
-            row = (await conn.execute(sa.select(*_DELIVERY_COLUMNS).where(*where[:2]))).one()
-        return _delivery_from_row(row)
+            row = (
+                await conn.execute(
+                    bookings.update()
+                    .where(*where)
+                    .values(delivering_until=until)
+                    .returning(*_DELIVERY_COLUMNS)
+                )
+            ).first()
+        return _delivery_from_row(row) if row else None
 
     async def record_invite(
         self, team_id: str, key: str, *, file_id: str | None, channel_id: str | None
@@ -1164,22 +1178,25 @@ class Store:
         """Mark a created booking confirmed (delivered) and drop its lease; None unless it was
         created."""
         async with self._write() as conn:
-            where = (bookings.c.team_id == team_id, bookings.c.key == key)
-            result = await conn.execute(
-                bookings.update()
-                .where(*where, bookings.c.state == BookingState.CREATED.value)
-                .values(
-                    state=BookingState.CONFIRMED.value,
-                    channel_id=channel_id,
-                    message_ts=message_ts,
-                    delivering_until=None,
-                    updated_at=self._clock(),
+            row = (
+                await conn.execute(
+                    bookings.update()
+                    .where(
+                        bookings.c.team_id == team_id,
+                        bookings.c.key == key,
+                        bookings.c.state == BookingState.CREATED.value,
+                    )
+                    .values(
+                        state=BookingState.CONFIRMED.value,
+                        channel_id=channel_id,
+                        message_ts=message_ts,
+                        delivering_until=None,
+                        updated_at=self._clock(),
+                    )
+                    .returning(*bookings.c)
                 )
-            )
-            if not result.rowcount:
-                return None
-            row = (await conn.execute(sa.select(bookings).where(*where))).one()
-        return _booking_from_row(row)
+            ).first()
+        return _booking_from_row(row) if row else None
 
     async def unfinished_bookings(
         self, now: datetime, settle: timedelta, *, limit: int = 100
@@ -1221,10 +1238,11 @@ class Store:
         event_link: str | None,
         announce: Callable[[Booking], Sequence[WebhookMessage]] | None = None,
         now: datetime | None = None,
+        close_offer: str | None = None,
     ) -> Booking | None:
         """Move a pending booking to created (a compare-and-set: None unless it was pending)
         and, in the same transaction, enqueue the webhooks ``announce`` makes for it, due at
-        ``now`` (default: the store's clock)."""
+        ``now`` (default: the store's clock), and close the offer ``close_offer``."""
         slot = schedule.slot
         where = (bookings.c.team_id == team_id, bookings.c.key == key)
         values = {
@@ -1237,18 +1255,21 @@ class Store:
             "updated_at": self._clock(),
         }
         async with self._write() as conn:
-            result = await conn.execute(
-                bookings.update()
-                .where(*where, bookings.c.state == BookingState.PENDING.value)
-                .values(**values)
-            )
-            if not result.rowcount:
+            row = (
+                await conn.execute(
+                    bookings.update()
+                    .where(*where, bookings.c.state == BookingState.PENDING.value)
+                    .values(**values)
+                    .returning(*bookings.c)
+                )
+            ).first()
+            if row is None:
                 return None
-            booking = _booking_from_row(
-                (await conn.execute(sa.select(bookings).where(*where))).one()
-            )
+            booking = _booking_from_row(row)
             if announce is not None:
                 await self._insert_webhooks(conn, announce(booking), now or self._clock())
+            if close_offer is not None:
+                await self._close_offer(conn, team_id, close_offer, now or self._clock())
         return booking
 
     async def enqueue_webhooks(self, messages: Sequence[WebhookMessage], now: datetime) -> int:
@@ -1753,8 +1774,10 @@ def _create_engine(url: str) -> AsyncEngine:
 
         @sa.event.listens_for(sync_engine, "begin")
         def _begin(conn: sa.Connection) -> None:
-            writing = conn.get_execution_options().get("slotbot_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+            options = conn.get_execution_options()
+            if options.get("slotbot_read", False):
+                return  # autocommit: each statement sees the latest committed data
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("slotbot_write") else "BEGIN")
 
         return engine
     return create_async_engine(

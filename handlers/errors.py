@@ -8,11 +8,12 @@ listener fails right after ``ack()`` (it answers 404); ``@app.error`` covers the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, ParamSpec
 
 from slack_bolt.async_app import AsyncApp, AsyncRespond
@@ -34,17 +35,94 @@ P = ParamSpec("P")
 #: event loop: without a limit, a burst of 50 requests makes the 50th ack wait behind the
 #: other 49 requests' work; with it, acks go out first and the work follows in turn.
 WORK_SLOTS = 4
-_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+#: Work also waits while requests that came in are still unanswered, and until none has come
+#: in for ``QUIET_SECONDS`` (a burst arrives over a few milliseconds, not all at once), up to
+#: ``ACKS_FIRST_SECONDS`` in all: an ack is a promise Slack times out after 3 s, the work
+#: behind it is not.
+ACKS_FIRST_SECONDS = 0.25
+QUIET_SECONDS = 0.015
+
+
+class WorkQueue:
+    """Orders one event loop's work: every arrived request's answer before any listener's work
+    after ``ack()``, and then at most ``WORK_SLOTS`` listeners at a time."""
+
+    def __init__(self) -> None:
+        self._slots = asyncio.Semaphore(WORK_SLOTS)
+        self._unanswered = 0
+        self._listening = 0
+        self._last_arrival = 0.0
+        self._all_answered = asyncio.Event()
+        self._all_answered.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """Around the handling of one request up to its HTTP answer."""
+        self._unanswered += 1
+        self._last_arrival = asyncio.get_running_loop().time()
+        self._all_answered.clear()
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._unanswered -= 1
+            if not self._unanswered:
+                self._all_answered.set()
+            self._note_idle()
+
+    async def take_turn(self) -> None:
+        """Wait (for a while) until the requests in hand are answered and no more are coming,
+        then for a slot."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ACKS_FIRST_SECONDS
+        while (left := deadline - loop.time()) > 0:
+            if self._unanswered:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._all_answered.wait(), left)
+                continue
+            quiet_left = self._last_arrival + QUIET_SECONDS - loop.time()
+            if quiet_left <= 0:
+                break
+            await asyncio.sleep(min(quiet_left, left))
+        await self._slots.acquire()
+
+    def end_turn(self) -> None:
+        self._slots.release()
+
+    @contextlib.contextmanager
+    def listening(self) -> Iterator[None]:
+        """Around one listener, from its start to the end of its work."""
+        self._listening += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._listening -= 1
+            self._note_idle()
+
+    def _note_idle(self) -> None:
+        if not (self._unanswered or self._listening):
+            self._idle.set()
+
+    async def idle(self) -> None:
+        """Return once no request is unanswered and no listener is at work."""
+        await self._idle.wait()
+
+
+_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WorkQueue] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _work_slots() -> asyncio.Semaphore:
+def work_queue() -> WorkQueue:
+    """The running loop's work queue."""
     loop = asyncio.get_running_loop()
-    slots = _slots.get(loop)
-    if slots is None:
-        slots = _slots[loop] = asyncio.Semaphore(WORK_SLOTS)
-    return slots
+    queue = _queues.get(loop)
+    if queue is None:
+        queue = _queues[loop] = WorkQueue()
+    return queue
 
 
 def reporting_errors(
@@ -59,7 +137,7 @@ def reporting_errors(
 
     @functools.wraps(listener)
     async def run(*args: P.args, **kwargs: P.kwargs) -> None:
-        slots = _work_slots()
+        queue = work_queue()
         held = False
         real_ack = kwargs.get("ack")
 
@@ -67,21 +145,22 @@ def reporting_errors(
             nonlocal held
             await real_ack(*ack_args, **ack_kwargs)  # type: ignore[operator]
             if not held:
-                await slots.acquire()
+                await queue.take_turn()
                 held = True
 
-        if real_ack is not None:
-            kwargs["ack"] = ack_then_wait_for_a_slot
-        else:
-            await slots.acquire()
-            held = True
-        try:
-            await listener(*args, **kwargs)
-        except Exception as error:  # noqa: BLE001 - every failure is reported, then logged
-            await report(error, kwargs["body"], kwargs["client"], kwargs.get("respond"))  # type: ignore[arg-type]
-        finally:
-            if held:
-                slots.release()
+        with queue.listening():
+            if real_ack is not None:
+                kwargs["ack"] = ack_then_wait_for_a_slot
+            else:
+                await queue.take_turn()
+                held = True
+            try:
+                await listener(*args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - every failure is reported, then logged
+                await report(error, kwargs["body"], kwargs["client"], kwargs.get("respond"))  # type: ignore[arg-type]
+            finally:
+                if held:
+                    queue.end_turn()
 
     return run
 

@@ -22,6 +22,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from handlers.errors import work_queue
 from handlers.oauth_google import GoogleOAuthRoutes
 
 __all__ = ["MAX_BODY_BYTES", "SlackSignature", "build_web_app"]
@@ -105,7 +106,8 @@ def build_web_app(
             query=request.query_string,
             headers={k.lower(): v for k, v in request.headers.items()},
         )
-        response = await bolt.async_dispatch(bolt_request)
+        with work_queue().answering():
+            response = await bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
 
     async def healthz(request: web.Request) -> web.Response:

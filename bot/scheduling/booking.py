@@ -348,9 +348,33 @@ class Scheduler:
         here) is stored with the booking from the moment it is claimed, so that whoever
         finishes it (this call, a retried click, ``resume``) knows where to confirm it.
         """
+        offer = await self.store.get_offer(team_id, offer_id, None)
+        return await self._book(
+            team_id,
+            user_id,
+            offer_id,
+            offer,
+            index,
+            conversation_link=conversation_link,
+            reply_to=reply_to,
+        )
+
+    async def _book(
+        self,
+        team_id: str,
+        user_id: str,
+        offer_id: str,
+        offer: Offer | None,
+        index: int,
+        *,
+        conversation_link: str | None,
+        reply_to: Mapping[str, Any] | None,
+    ) -> Confirmation:
+        """``book`` with the offer (None: gone) read already."""
         now = self.clock()
         key = booking_key_for(team_id, offer_id)
-        offer = await self.store.get_offer(team_id, offer_id, now)
+        if offer is not None and offer.expires_at <= now:
+            offer = None
         existing = await self.store.get_booking(team_id, key)
         if offer is None and existing is None:
             raise _expired()
@@ -441,11 +465,11 @@ class Scheduler:
             if hook
             else None,
             now=now,
+            close_offer=offer.id,
         )
         if stored is not None and hook is not None:
             hook.wake()
-        await self.store.close_offer(team_id, offer.id, now)
-        if stored is None:  # another attempt moved it on first
+        if stored is None:  # another attempt moved it on first (and closed the offer)
             current = await self.store.get_booking(team_id, key)
             assert current is not None
             return await self._confirmation(current, offer, fresh=False, now=now)
@@ -528,10 +552,11 @@ class Scheduler:
         offer = await self.store.get_offer(team_id, offer_id, None)
         if offer is not None and moves_booking(offer) is not None:
             return await self.move(team_id, user_id, offer, index, directory)
-        return await self.book(
+        return await self._book(
             team_id,
             user_id,
             offer_id,
+            offer,
             index,
             conversation_link=conversation_link,
             reply_to=reply_to,

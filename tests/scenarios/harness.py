@@ -8,6 +8,7 @@ Tests send signed HTTP requests in and read what reached "Slack" from the emulat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import Slotbot, open_slotbot
 from bot.config import Settings
+from handlers.errors import work_queue
 from playground import slack_requests
 from playground.slack_api import Message, SlackEmulator, SlackUser
 from tests.scenarios.processes import ServeProcess
@@ -127,9 +129,12 @@ class Harness:
         await self.slack.wait_for(method, count=count, within=10.0)
 
     async def settle(self, quiet: float = 0.15, within: float = 5.0) -> None:
-        """Wait until Slack has heard nothing new for ``quiet`` seconds (listeners finished)."""
+        """Wait until the app's listeners have finished and Slack has then heard nothing new
+        for ``quiet`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(work_queue().idle(), within)
         seen = -1
         while loop.time() < deadline:
             count = len(self.slack.calls())
