@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import OfferError, SlotTakenError
@@ -134,7 +135,7 @@ def register(app: AsyncApp, services: Services) -> None:
             client,
             respond,
             click,
-            f"Cancel {blocks.escape(current.booking.title or 'the meeting')}?",
+            blocks.cancel_prompt_text(current),
             blocks.cancel_prompt_blocks(current),
         )
 
@@ -166,10 +167,27 @@ def register(app: AsyncApp, services: Services) -> None:
 async def _show_change(
     client: AsyncWebClient, respond: AsyncRespond, click: Click, change: Change
 ) -> None:
-    """Share the change's .ics if this click made it, then show the booking as it stands."""
+    """Share the change's .ics if this click made it, then show the booking as it stands,
+    both here and in its confirmation message when this click was somewhere else (a typed
+    move's offer, the list, the DM after the Home tab)."""
     if change.fresh:
         await share_change(client, change)
-    await _replace(client, respond, click, blocks.change_text(change), blocks.change_blocks(change))
+    text, content = blocks.change_text(change), blocks.change_blocks(change)
+    await _replace(client, respond, click, text, content)
+    booking = change.booking
+    if not change.fresh or not (booking.channel_id and booking.message_ts):
+        # Nothing changed, or an ephemeral confirmation, which only its own (long spent)
+        # response_url could replace.
+        return
+    if (click.channel_id, click.message_ts) == (booking.channel_id, booking.message_ts):
+        return
+    try:
+        await client.chat_update(
+            channel=booking.channel_id, ts=booking.message_ts, text=text, blocks=content
+        )
+    except SlackApiError as exc:
+        if exc.response.get("error") not in ("message_not_found", "cant_update_message"):
+            raise
 
 
 async def _replace(

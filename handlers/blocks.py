@@ -20,33 +20,38 @@ from slack_sdk.models.blocks import (
     InputBlock,
     MarkdownTextObject,
     NumberInputElement,
-    Option,
     PlainTextInputElement,
     SectionBlock,
-    StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
 from bot.models import Booking, Participant, TimeSlot, zone_of
 from bot.scheduling.booking import Change, Confirmation, Proposal
+from bot.scheduling.commands import COMMAND_EXAMPLE, Action
 from bot.store import UserSettings
 from handlers import ids
 
 __all__ = [
     "cancel_prompt_blocks",
+    "cancel_prompt_text",
     "change_blocks",
     "change_text",
+    "choice_blocks",
+    "choice_text",
     "confirmation_blocks",
     "confirmation_text",
     "connect_blocks",
     "connected_text",
     "date_token",
+    "day_hours_text",
     "disconnected_text",
     "escape",
     "help_blocks",
     "home_blocks",
     "list_blocks",
     "list_text",
+    "no_match_blocks",
+    "no_match_text",
     "nothing_to_connect_text",
     "offer_blocks",
     "offer_text",
@@ -263,6 +268,11 @@ def change_blocks(change: Change) -> list[Block]:
     )
 
 
+def cancel_prompt_text(change: Change) -> str:
+    """The notification text of the confirm step before a cancel."""
+    return f"Cancel {escape(change.booking.title or 'the meeting')}?"
+
+
 def cancel_prompt_blocks(change: Change) -> list[Block]:
     """The confirm step before a cancel: what goes, and the two ways out."""
     booking = change.booking
@@ -407,6 +417,50 @@ def list_blocks(bookings: Sequence[Booking], user_id: str) -> list[Block]:
     return blocks
 
 
+def choice_text(bookings: Sequence[Booking]) -> str:
+    """The notification text when a typed move or cancel matches several meetings."""
+    return f"{len(bookings)} of your meetings match: which one?"
+
+
+def choice_blocks(bookings: Sequence[Booking], user_id: str, action: Action) -> list[Block]:
+    """Several of the person's meetings match a typed move or cancel: each with its
+    Reschedule and Cancel meeting, so a click goes on as from its confirmation."""
+    verb = "move" if action == Action.MOVE else "cancel"
+    blocks: list[Block] = [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=f"*Which meeting do you want to {verb}?* {len(bookings)} of yours match."
+            )
+        )
+    ]
+    for booking in bookings[:LIST_LIMIT]:
+        blocks.extend(_booking_row(booking, user_id, from_home=False))
+    hint = "Or say which one, with its time or who is in it. " + COMMAND_EXAMPLE
+    if action == Action.MOVE:
+        hint = "*Reschedule* here offers times over the next two weeks. " + hint
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=hint)]))
+    return blocks
+
+
+def no_match_text() -> str:
+    """The notification text when a typed move or cancel matches none of the person's meetings."""
+    return "I couldn't find that meeting."
+
+
+def no_match_blocks(upcoming: Sequence[Booking], user_id: str) -> list[Block]:
+    """No meeting of the person's matches a typed move or cancel: say so, list the meetings
+    they do have (with their buttons), and show commands that work."""
+    if not upcoming:
+        lead = "I couldn't find that meeting: you have no upcoming meetings booked with Slotbot."
+    else:
+        lead = "I couldn't find a meeting of yours that matches. Your upcoming meetings:"
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=lead))]
+    for booking in upcoming[:LIST_LIMIT]:
+        blocks.extend(_booking_row(booking, user_id, from_home=False))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=COMMAND_EXAMPLE)]))
+    return blocks
+
+
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 OFF = "off"
 MIDNIGHT_END = "24:00"  # a day that works until midnight; stored as time(0)
@@ -423,24 +477,26 @@ NUMBER_FIELDS = (
     ("reminder_lead", "Reminder before meetings (minutes)", 0, 1440, "Empty: no reminder."),
 )
 FIELD_ACTION = "value"  # the action_id of every settings field's element
+DAY_HOURS_MAX_LENGTH = 150
 
 
-def hours_block(day: int, edge: str) -> str:
-    """The block_id of a weekday's start (``edge="start"``) or end time."""
-    return f"hours_{day}_{edge}"
+def hours_block(day: int) -> str:
+    """The block_id of a weekday's working hours field (Monday = 0)."""
+    return f"hours_{day}"
 
 
 def _clock(moment: time) -> str:
     return moment.strftime("%H:%M")
 
 
-def _time_options(extra: str | None, *, end: bool) -> list[Option]:
-    values = [f"{m // 60:02d}:{m % 60:02d}" for m in range(0, 24 * 60, 30)]
-    values = [*values[1:], MIDNIGHT_END] if end else values
-    if extra is not None and extra not in values:
-        values = sorted([*values, extra])  # an hour saved off the half-hour grid stays shown
-    options = [Option(value=v, text=v) for v in values]
-    return options if end else [Option(value=OFF, text="Off"), *options]
+def day_hours_text(intervals: Sequence[tuple[time, time]]) -> str:
+    """A day's working intervals as the form shows them: ``09:00-12:00, 13:00-17:30`` or
+    ``off``; an end at midnight is ``24:00``."""
+    if not intervals:
+        return OFF
+    return ", ".join(
+        f"{_clock(a)}-{MIDNIGHT_END if b == time(0) else _clock(b)}" for a, b in intervals
+    )
 
 
 def _number_values(settings: UserSettings) -> dict[str, int | None]:
@@ -455,45 +511,29 @@ def _number_values(settings: UserSettings) -> dict[str, int | None]:
 
 
 def settings_modal(settings: UserSettings) -> View:
-    """The settings form: hours per weekday (a day can be off), zone override, and numbers."""
+    """The settings form: hours per weekday (several intervals, or off), zone override, and
+    numbers; each field starts with what is saved."""
     blocks: list[Block] = [
         SectionBlock(
             text=MarkdownTextObject(
-                text="*Working hours* in your time zone. Offers only use these hours; "
-                "set a day's start to _Off_ to keep it free."
+                text="*Working hours* in your time zone. Offers only use these hours. "
+                "Give each day one or more intervals, e.g. `09:00-12:00, 13:00-17:30` for a "
+                "lunch break, or `off` to keep the day free."
             )
         )
     ]
     for day, name in enumerate(WEEKDAYS):
-        intervals = settings.working_hours.days[day]
-        start = _clock(intervals[0][0]) if intervals else None
-        end = None
-        if intervals:
-            last = intervals[-1][1]
-            end = MIDNIGHT_END if last == time(0) else _clock(last)
-        start_options = _time_options(start, end=False)
-        end_options = _time_options(end, end=True)
         blocks.append(
             InputBlock(
-                block_id=hours_block(day, "start"),
-                label=f"{name} from",
-                element=StaticSelectElement(
-                    action_id=FIELD_ACTION,
-                    options=start_options,
-                    initial_option=next(o for o in start_options if o.value == (start or OFF)),
-                ),
-            )
-        )
-        blocks.append(
-            InputBlock(
-                block_id=hours_block(day, "end"),
-                label=f"{name} until",
+                block_id=hours_block(day),
+                label=name,
                 optional=True,
-                element=StaticSelectElement(
+                hint="e.g. 09:00-12:00, 13:00-17:30 · off (or empty): a day off",
+                element=PlainTextInputElement(
                     action_id=FIELD_ACTION,
-                    placeholder="Until",
-                    options=end_options,
-                    initial_option=next((o for o in end_options if o.value == end), None),
+                    placeholder="off",
+                    initial_value=day_hours_text(settings.working_hours.days[day]),
+                    max_length=DAY_HOURS_MAX_LENGTH,
                 ),
             )
         )
@@ -681,7 +721,8 @@ def help_blocks() -> list[Block]:
                 MarkdownTextObject(
                     text="You can also DM me the same words, or mention me in a channel. "
                     "Times are searched in your Slack time zone unless you name another "
-                    "(`3pm ET`, `10:00 CET`)."
+                    "(`3pm ET`, `10:00 CET`). Move or cancel a booked meeting the same way: "
+                    "`move my 3pm with @ana to tomorrow`, `cancel the design review`."
                 )
             ]
         ),

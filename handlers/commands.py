@@ -1,4 +1,5 @@
-"""``/schedule``: a request in one line becomes an offer of free times, or help."""
+"""``/schedule``: a request in one line becomes an offer of free times; also help, the list,
+typed moves and cancels (``/schedule move my 3pm to tomorrow``) and calendar connections."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.scheduling.commands import is_booking_command
 from handlers import blocks, ids
 from handlers.conversation import Place, post_to
 from handlers.errors import reporting_errors
+from handlers.managing import answer_booking_command
 from handlers.payloads import read_command
 from handlers.services import Services
 
@@ -45,6 +48,19 @@ def register(app: AsyncApp, services: Services) -> None:
         if request.text.lower() in CONNECT_WORDS | DISCONNECT_WORDS:
             await _account(services, request.team_id, request.user_id, request.text, respond)
             return
+        # In a DM with the bot the answer is a normal message; elsewhere only the requester sees it.
+        place = Place(request.channel_id, request.user_id, private=not request.in_direct_message)
+        if is_booking_command(request.text):  # /schedule move my 3pm to tomorrow
+            await answer_booking_command(
+                services,
+                client,
+                team_id=request.team_id,
+                user_id=request.user_id,
+                text=request.text,
+                place=place,
+                respond=respond,
+            )
+            return
         proposal = await services.scheduler.propose(
             request.team_id,
             request.user_id,
@@ -52,8 +68,6 @@ def register(app: AsyncApp, services: Services) -> None:
             services.directory(client),
             channel_id=request.channel_id,
         )
-        # In a DM with the bot the offer is a normal message; elsewhere only the requester sees it.
-        place = Place(request.channel_id, request.user_id, private=not request.in_direct_message)
         await post_to(
             client,
             place,

@@ -100,6 +100,6 @@ def register(app: AsyncApp, services: Services) -> None:
         await post_to(
             client,
             place,
-            text=f"Cancel {blocks.escape(current.booking.title or 'the meeting')}?",
+            text=blocks.cancel_prompt_text(current),
             blocks=blocks.cancel_prompt_blocks(current),
         )

@@ -1,4 +1,5 @@
-"""Direct messages to the bot and @mentions in channels: the same request, by conversation.
+"""Direct messages to the bot and @mentions in channels: the same request, by conversation, or
+a typed move or cancel of a booked meeting.
 
 Slack redelivers an event it thinks failed (up to three times, the first after 3 s even while
 the original is still being handled); each event_id is answered once.
@@ -12,10 +13,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.scheduling.commands import is_booking_command
 from handlers import blocks
 from handlers.commands import LIST_WORDS
 from handlers.conversation import Place, post_to
 from handlers.errors import reporting_errors
+from handlers.managing import answer_booking_command
 from handlers.payloads import MessageRequest, read_message
 from handlers.services import Services
 
@@ -95,6 +98,16 @@ async def _offer(
             place,
             text=blocks.list_text(bookings),
             blocks=blocks.list_blocks(bookings, request.user_id),
+        )
+        return
+    if is_booking_command(request.text):  # "move my 3pm to tomorrow", "cancel the 1:1"
+        await answer_booking_command(
+            services,
+            client,
+            team_id=request.team_id,
+            user_id=request.user_id,
+            text=request.text,
+            place=place,
         )
         return
     proposal = await services.scheduler.propose(

@@ -3,6 +3,7 @@ Home tab published again so it shows what now holds."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
@@ -20,7 +21,7 @@ from handlers.home import publish_home
 from handlers.payloads import PayloadError
 from handlers.services import Services
 
-__all__ = ["SettingsForm", "read_settings_form", "register"]
+__all__ = ["SettingsForm", "read_day_hours", "read_settings_form", "register"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,34 +49,105 @@ def _typed(values: Mapping[str, Any], block_id: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _wall_time(text: str) -> time | None:
-    if text == blocks.MIDNIGHT_END:
-        return time(0)
-    try:
-        return time.fromisoformat(text)
-    except ValueError:
+#: What a day's field may say for a day off.
+_OFF_WORDS = frozenset({"", "off", "none", "no", "-", "closed", "free", "day off"})
+#: More intervals than this in one day is a typing accident, not a working day.
+MAX_INTERVALS = 6
+_INTERVAL = re.compile(
+    r"^(?P<start>[^-\u2013\u2014]+?)\s*(?:-|\u2013|\u2014|\bto\b|\buntil\b|\btill\b)\s*(?P<end>.+)$",
+    re.IGNORECASE,
+)
+_CLOCK = re.compile(
+    r"^(?P<hour>\d{1,2})(?:[:.h](?P<minute>\d{2}))?\s*(?P<meridiem>[ap]\.?m\.?)?$", re.IGNORECASE
+)
+_EXAMPLE = "Write hours like 09:00-12:00, 13:00-17:30, or off."
+
+
+def _minutes(text: str, *, end: bool) -> tuple[int, bool] | None:
+    """Minutes after midnight of a typed wall time (24:00 only as an end), and whether it
+    was a bare hour (``5``: no minutes, am/pm or leading zero); None when it is not a time."""
+    typed = text.strip().lower()
+    if typed in ("noon", "midday"):
+        return 12 * 60, False
+    if typed == "midnight":
+        return (24 * 60 if end else 0), False
+    found = _CLOCK.match(typed)
+    if found is None:
         return None
+    hour, minute = int(found["hour"]), int(found["minute"] or 0)
+    meridiem = found["meridiem"]
+    if minute > 59:
+        return None
+    if meridiem:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if meridiem.startswith("p") else 0)
+    elif hour > 24 or (hour == 24 and (minute or not end)):
+        return None
+    bare = not (meridiem or found["minute"] or found["hour"].startswith("0"))
+    return hour * 60 + minute, bare
+
+
+def _clock_text(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def read_day_hours(text: str) -> tuple[tuple[time, time], ...]:
+    """A day's working intervals from the form: ``09:00-12:00, 13:00-17:30`` (also ``9-12``,
+    ``9am-5pm``, ``13:00 to 17:30``), or ``off``. Sorted; touching intervals are joined.
+
+    Raises ``ValueError`` with the message to show on the field: a piece that is not an
+    interval, an interval that ends before it starts, intervals that overlap.
+    """
+    typed = " ".join(text.split())
+    if typed.lower() in _OFF_WORDS:
+        return ()
+    pieces = [p for p in re.split(r"\s*(?:[,;]|\band\b)\s*", typed, flags=re.IGNORECASE) if p]
+    if len(pieces) > MAX_INTERVALS:
+        raise ValueError(f"Up to {MAX_INTERVALS} intervals fit in a day. {_EXAMPLE}")
+    intervals: list[tuple[int, int]] = []
+    for piece in pieces:
+        found = _INTERVAL.match(piece)
+        start = _minutes(found["start"], end=False) if found else None
+        end = _minutes(found["end"], end=True) if found else None
+        if start is None or end is None:
+            raise ValueError(f"I can't read \u201c{piece[:40]}\u201d as hours. {_EXAMPLE}")
+        (low, _), (high, bare_end) = start, end
+        if bare_end and high < low and high + 12 * 60 <= 24 * 60:
+            high += 12 * 60  # "9-5": the afternoon, as people say it
+        if high <= low:
+            raise ValueError(
+                f"{_clock_text(low)}-{_clock_text(high)} ends before it starts. {_EXAMPLE}"
+            )
+        intervals.append((low, high))
+    intervals.sort()
+    joined: list[tuple[int, int]] = []
+    for low, high in intervals:
+        if joined and low < joined[-1][1]:
+            before = joined[-1]
+            raise ValueError(
+                f"{_clock_text(before[0])}-{_clock_text(before[1])} and "
+                f"{_clock_text(low)}-{_clock_text(high)} overlap. Give each hour once, "
+                "e.g. 09:00-12:00, 13:00-17:30."
+            )
+        if joined and low == joined[-1][1]:
+            joined[-1] = (joined[-1][0], high)
+        else:
+            joined.append((low, high))
+    return tuple(
+        (time(low // 60, low % 60), time(0) if high == 24 * 60 else time(high // 60, high % 60))
+        for low, high in joined
+    )
 
 
 def _hours(values: Mapping[str, Any], errors: dict[str, str]) -> WorkingHours | None:
     days: list[tuple[tuple[time, time], ...]] = []
-    for day, name in enumerate(blocks.WEEKDAYS):
-        start_id, end_id = blocks.hours_block(day, "start"), blocks.hours_block(day, "end")
-        start_text = _selected(values, start_id) or blocks.OFF
-        if start_text == blocks.OFF:
-            days.append(())
-            continue
-        end_text = _selected(values, end_id)
-        start = _wall_time(start_text)
-        end = _wall_time(end_text) if end_text else None
-        if start is None or start_text == blocks.MIDNIGHT_END:
-            errors[start_id] = "Pick a start time from the list."
-        elif end is None:
-            errors[end_id] = f"Pick when {name} ends, or set its start to Off."
-        elif end != time(0) and end <= start:
-            errors[end_id] = f"{name} must end after it starts."
-        else:
-            days.append(((start, end),))
+    for day in range(len(blocks.WEEKDAYS)):
+        block_id = blocks.hours_block(day)
+        try:
+            days.append(read_day_hours(_typed(values, block_id)))
+        except ValueError as problem:
+            errors[block_id] = str(problem)
     return WorkingHours(tuple(days)) if len(days) == len(blocks.WEEKDAYS) else None
 
 
@@ -109,8 +181,8 @@ def _numbers(values: Mapping[str, Any], errors: dict[str, str]) -> dict[str, int
 
 def read_settings_form(values: Mapping[str, Any]) -> SettingsForm:
     """Read a settings modal's ``view.state.values``: each field checked, every problem named
-    on its own field (the end of a day that ends before it starts, an unknown zone, a number
-    out of range)."""
+    on its own field (hours that cannot be read, end before they start or overlap, an unknown
+    zone, a number out of range)."""
     errors: dict[str, str] = {}
     hours = _hours(values, errors)
     zone = _zone(values, errors)

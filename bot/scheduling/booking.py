@@ -23,6 +23,15 @@ from bot.calendars import (
 from bot.errors import OfferError, PermissionDeniedError, RequestError, SlotTakenError
 from bot.invites import InviteDetails, InviteParty, build_invite, invite_filename
 from bot.models import Booking, BookingState, Participant, ScheduleObject, TimeSlot
+from bot.scheduling.commands import (
+    COMMAND_EXAMPLE,
+    Action,
+    BookingCommand,
+    name_words,
+    read_booking_command,
+    select_bookings,
+    target_request,
+)
 from bot.scheduling.parsing import parse_request
 from bot.scheduling.slots import Availability, SlotRules, SlotSearch, find_free_slots, is_free
 from bot.store import BookingConflict, Delivery, Offer, Store, UserSettings
@@ -33,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RESCHEDULE_WINDOW",
     "Change",
+    "CommandAnswer",
     "Confirmation",
     "Directory",
     "Proposal",
@@ -133,6 +143,19 @@ class Change:
     @property
     def cancelled(self) -> bool:
         return self.booking.state == BookingState.CANCELLED
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAnswer:
+    """What a typed move or cancel came to: an offer of new times (``proposal``), the
+    cancel to confirm (``cancelling``), meetings to choose from (``choices``), or, when
+    nothing matched, the person's ``upcoming`` meetings."""
+
+    command: BookingCommand
+    proposal: Proposal | None = None
+    cancelling: Change | None = None
+    choices: tuple[Booking, ...] = ()
+    upcoming: tuple[Booking, ...] = ()
 
 
 def moves_booking(offer: Offer) -> str | None:
@@ -563,10 +586,18 @@ class Scheduler:
         )
 
     async def reschedule(
-        self, team_id: str, user_id: str, key: str, directory: Directory
+        self,
+        team_id: str,
+        user_id: str,
+        key: str,
+        directory: Directory,
+        *,
+        window: TimeSlot | None = None,
+        exact_start: datetime | None = None,
     ) -> Proposal:
-        """An offer of new times for a booking: same people and length, searched over the
-        next ``RESCHEDULE_WINDOW`` from now. Picking one of them moves the booking."""
+        """An offer of new times for a booking: same people and length, searched in
+        ``window`` (by default the next ``RESCHEDULE_WINDOW`` from now), ``exact_start``
+        first if it is free. Picking one of them moves the booking."""
         booking = await self._own_booking(team_id, user_id, key)
         if booking.state == BookingState.CANCELLED:
             raise OfferError("This meeting was cancelled, so there is nothing to move.")
@@ -574,9 +605,10 @@ class Scheduler:
         participants = await self._members(booking, directory)
         settings = await self.store.get_settings(team_id, user_id)
         duration = int(booking.slot.duration.total_seconds() // 60)
-        window = TimeSlot(now, now + RESCHEDULE_WINDOW)
+        if window is None:
+            window = TimeSlot(now, now + RESCHEDULE_WINDOW)
         search, busy = await self._search(
-            team_id, participants, window, duration, settings, now, None, 0
+            team_id, participants, window, duration, settings, now, exact_start, 0
         )
         offer = await self.store.create_offer(
             team_id=team_id,
@@ -594,7 +626,7 @@ class Scheduler:
             recurrence=tuple(booking.schedule.recurrence or ()),
             extra={
                 "participants": [_person_json(p) for p in participants],
-                "exact_start": None,
+                "exact_start": exact_start.isoformat() if exact_start else None,
                 "has_more": search.has_more,
                 "reasons": list(search.reasons),
                 _MOVES: booking.key,
@@ -602,6 +634,69 @@ class Scheduler:
             },
         )
         return _proposal(offer)
+
+    async def manage(
+        self, team_id: str, user_id: str, text: str, directory: Directory
+    ) -> CommandAnswer:
+        """A typed move or cancel ("move my 3pm with Ana to tomorrow", "cancel the 1:1"):
+        the one upcoming meeting of the person's it means gets a reschedule offer in the
+        new window, or its cancel to confirm; several are offered as a choice; none, the
+        person's upcoming meetings. Only the organizer may act: a meeting they only attend
+        is refused, naming its organizer."""
+        now = self.clock()
+        requester = await self._person(team_id, user_id, directory)
+        zone = requester.time_zone
+        command = read_booking_command(text, now, zone)
+        if command is None:
+            raise RequestError(f"That is not a move or a cancel I can read. {COMMAND_EXAMPLE}")
+        upcoming = await self.store.bookings_for_user(team_id, user_id, now, limit=200)
+        selector = command.selector
+        resolved: dict[str, str] = {}
+        typed = [*(p for p in selector.people if p.startswith("@")), *selector.names]
+        for term in typed:
+            found = await directory.find_handle(team_id, term.removeprefix("@"))
+            if found is not None:
+                resolved[term.removeprefix("@")] = found.user_id
+        known: dict[str, tuple[str, ...]] = {}
+        if typed or selector.words:
+            members = (u for b in upcoming for u in (b.organizer_id, *b.participant_ids))
+            for person_id in dict.fromkeys(members):
+                try:
+                    person = await directory.person(team_id, person_id)
+                except RequestError:
+                    continue  # someone who left the workspace is known by id only
+                known[person_id] = name_words(person.display_name)
+        selection = select_bookings(
+            upcoming, selector, user_id=user_id, tz=zone, known=known, resolved=resolved
+        )
+        if not selection.own and selection.others:
+            organizers = " or ".join(
+                f"<@{o}>" for o in dict.fromkeys(b.organizer_id for b in selection.others)
+            )
+            one = len(selection.others) == 1
+            raise PermissionDeniedError(
+                f"Only {organizers}, who booked {'that meeting' if one else 'those meetings'}, "
+                f"can move or cancel {'it' if one else 'them'}. Ask them, or reply in the "
+                "meeting's thread."
+            )
+        if not selection.own:
+            return CommandAnswer(command, upcoming=tuple(upcoming))
+        if len(selection.own) > 1:
+            return CommandAnswer(command, choices=selection.own)
+        booking = selection.own[0]
+        if command.action == Action.CANCEL:
+            current = await self.current(team_id, user_id, booking.key, directory)
+            return CommandAnswer(command, cancelling=current)
+        target = target_request(command, booking.slot.start, now, zone)
+        proposal = await self.reschedule(
+            team_id,
+            user_id,
+            booking.key,
+            directory,
+            window=TimeSlot(target.window_start, target.window_end) if target else None,
+            exact_start=target.exact_start if target else None,
+        )
+        return CommandAnswer(command, proposal=proposal)
 
     async def move(
         self, team_id: str, user_id: str, offer: Offer, index: int, directory: Directory

@@ -37,7 +37,7 @@ from bot.scheduling.phrases import (
     weekday_number,
 )
 
-__all__ = ["MAX_LENGTH", "parse_request"]
+__all__ = ["MAX_LENGTH", "When", "parse_request", "read_when"]
 
 MAX_LENGTH = 4000
 EXAMPLE = 'For example: "30 min with @ana tomorrow afternoon" or "sync next tuesday at 3pm".'
@@ -1375,3 +1375,42 @@ def parse_request(text: str, now: datetime, tz: str) -> MeetingRequest:
         time_zone=tz,
         recurrence=tuple(dict.fromkeys(facts.recurrence)),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class When:
+    """What a text says about time, before it is resolved into a window.
+
+    ``named``: it names some day, period, part of day or time. ``clock``: the one time of day it
+    names when that is all it names (``3pm``, ``at 3``, ``15:00``; no day, part or range).
+    """
+
+    named: bool
+    clock: time | None
+
+
+def read_when(text: str, now: datetime, tz: str) -> When:
+    """Whether ``text`` names a time at all, and the bare time of day it names, if only that.
+
+    Read by the same rules as ``parse_request`` (bare hours in business context, section 5);
+    raises ``RequestError`` where that would.
+    """
+    local_now = now.astimezone(zone_of(tz))
+    facts = _Scanner(_clean(text[:MAX_LENGTH].translate(_LOOKALIKES)), local_now.date()).run()
+    days = (
+        facts.spans
+        or facts.deferred_spans
+        or facts.explicit_today
+        or facts.past
+        or facts.relative is not None
+        or facts.within is not None
+        or facts.next_days is not None
+    )
+    intraday = facts.parts or facts.ranges or facts.slots or facts.lower or facts.upper
+    if not (days or intraday or facts.times):
+        return When(named=False, clock=None)
+    clock = None
+    if facts.times and not days and not intraday:
+        minutes = facts.times[0].minutes % (24 * 60)
+        clock = time(minutes // 60, minutes % 60)
+    return When(named=True, clock=clock)

@@ -1,5 +1,6 @@
-"""The list, Home tab and settings modal builders, and the settings form reader: buttons only
-on one's own meetings, views real Slack accepts, and a form that checks every field."""
+"""The list, Home tab, typed-command answers and settings modal builders, and the settings form
+reader: buttons only on one's own meetings, views real Slack accepts, a form that checks every
+field."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from typing import Any
 import pytest
 
 from bot.models import Booking, BookingState, ScheduleObject, WorkingHours
+from bot.scheduling.commands import Action
 from bot.store import UserSettings
 from handlers import blocks, ids
-from handlers.views import read_settings_form
+from handlers.views import read_day_hours, read_settings_form
 from playground.slack_api import MESSAGE_BLOCK_LIMIT, block_kit_errors, view_errors
 from tests.handlers.test_blocks import ANA, BEN, NASTY, at, slot
 from tests.handlers.test_registry import RecordingRegistrar, matches, registrar
@@ -138,10 +140,8 @@ def test_the_modal_is_a_valid_view_that_shows_the_current_settings() -> None:
     assert view_errors(view) == []
     assert view["callback_id"] == ids.SETTINGS_VIEW
     by_id = {b["block_id"]: b for b in view["blocks"] if b.get("block_id")}
-    assert by_id["hours_0_start"]["element"]["initial_option"]["value"] == "13:00"
-    assert by_id["hours_0_end"]["element"]["initial_option"]["value"] == "15:00"
-    assert by_id["hours_1_start"]["element"]["initial_option"]["value"] == blocks.OFF
-    assert "initial_option" not in by_id["hours_1_end"]["element"]
+    assert by_id["hours_0"]["element"]["initial_value"] == "13:00-15:00"
+    assert by_id["hours_1"]["element"]["initial_value"] == blocks.OFF
     assert by_id["time_zone"]["element"]["initial_value"] == "Europe/Lisbon"
     assert by_id["horizon"]["element"]["initial_value"] == "30"
 
@@ -175,9 +175,13 @@ def test_an_emptied_zone_falls_back_to_the_slack_profile() -> None:
 @pytest.mark.parametrize(
     ("changes", "block_id", "words"),
     [
-        ({"hours_0_start": "15:00", "hours_0_end": "13:00"}, "hours_0_end", "end after"),
-        ({"hours_2_start": "10:00", "hours_2_end": "10:00"}, "hours_2_end", "end after"),
-        ({"hours_5_start": "10:00"}, "hours_5_end", "Saturday ends"),
+        ({"hours_0": "15:00-13:00"}, "hours_0", "ends before it starts"),
+        ({"hours_2": "10:00-10:00"}, "hours_2", "ends before it starts"),
+        ({"hours_3": "09:00-12:00, 11:30-13:00"}, "hours_3", "overlap"),
+        ({"hours_4": "9 to"}, "hours_4", "can't read"),
+        ({"hours_5": "lunch"}, "hours_5", "can't read"),
+        ({"hours_6": "25:00-26:00"}, "hours_6", "like 09:00-12:00, 13:00-17:30"),
+        ({"hours_1": ",".join(["9-10"] * 7)}, "hours_1", "Up to 6 intervals"),
         ({"time_zone": "Mars/Olympus"}, "time_zone", "not a time zone"),
         ({"time_zone": "../../etc/passwd"}, "time_zone", "not a time zone"),
         ({"buffer_before": "121"}, "buffer_before", "from 0 to 120"),
@@ -198,9 +202,10 @@ def test_invalid_fields_are_named_on_their_own_block(
     assert words in form.errors[block_id]
 
 
-def test_an_off_day_ignores_a_leftover_end_time() -> None:
-    """A day whose start is Off is a day off, whatever its end field still holds."""
-    form = read_settings_form(submitted_values(modal(), hours_0_start=blocks.OFF))
+@pytest.mark.parametrize("typed", ["off", "", "  ", "OFF", "none", "closed"])
+def test_off_or_an_empty_field_is_a_day_off(typed: str) -> None:
+    """A day typed as off (or left empty) is a day off; the other days keep their hours."""
+    form = read_settings_form(submitted_values(modal(), hours_0=typed))
     assert form.settings is not None
     assert form.settings.working_hours.days[0] == ()
     assert form.settings.working_hours.days[1] == ((time(9), time(17)),)
@@ -214,11 +219,77 @@ def test_several_errors_are_reported_together() -> None:
     assert set(form.errors) == {"time_zone", "buffer_after", "horizon"}
 
 
-def test_off_grid_saved_hours_stay_selectable() -> None:
-    """An hour saved off the half-hour grid (08:15) is an option, so the modal stays valid."""
-    hours = WorkingHours.uniform(time(8, 15), time(16, 45))
+def test_several_intervals_a_day_round_trip_through_the_form() -> None:
+    """Saved hours with a lunch gap show as "09:00-12:00, 13:00-17:30" and come back as saved."""
+    lunch = ((time(9), time(12)), (time(13), time(17, 30)))
+    hours = WorkingHours((lunch, lunch, (), ((time(8, 15), time(16, 45)),), lunch, (), ()))
     view = modal(replace(UserSettings(), working_hours=hours))
     assert view_errors(view) == []
-    start = next(b for b in view["blocks"] if b.get("block_id") == "hours_0_start")
-    assert start["element"]["initial_option"]["value"] == "08:15"
-    assert len(start["element"]["options"]) <= 100
+    shown = {b["block_id"]: b["element"].get("initial_value") for b in view["blocks"][1:8]}
+    assert shown["hours_0"] == "09:00-12:00, 13:00-17:30"
+    assert shown["hours_3"] == "08:15-16:45" and shown["hours_2"] == blocks.OFF
+    form = read_settings_form(submitted_values(view))
+    assert form.errors == {} and form.settings is not None
+    assert form.settings.working_hours == hours
+
+
+@pytest.mark.parametrize(
+    ("typed", "hours"),
+    [
+        ("09:00-12:00, 13:00-17:30", ((time(9), time(12)), (time(13), time(17, 30)))),
+        ("13:00-17:30; 9:00-12:00", ((time(9), time(12)), (time(13), time(17, 30)))),
+        ("9-12 and 13-17", ((time(9), time(12)), (time(13), time(17)))),
+        ("9am-12pm, 1pm-5:30pm", ((time(9), time(12)), (time(13), time(17, 30)))),
+        ("9 to 5", ((time(9), time(17)),)),
+        ("09.30 \u2013 16.00", ((time(9, 30), time(16)),)),
+        ("9-12, 12-17", ((time(9), time(17)),)),
+        ("20:00-24:00", ((time(20), time(0)),)),
+        ("noon-midnight", ((time(12), time(0)),)),
+    ],
+)
+def test_a_days_hours_are_read_in_common_spellings(
+    typed: str, hours: tuple[tuple[time, time], ...]
+) -> None:
+    """Intervals in 24 h or am/pm, any order, comma/semicolon/and; touching ones are joined."""
+    assert read_day_hours(typed) == hours
+
+
+@pytest.mark.parametrize("typed", ["9-", "-5", "12:75-13:00", "13pm-14:00", "24:00-24:00", "x"])
+def test_unreadable_hours_say_what_works(typed: str) -> None:
+    """Hours that cannot be read are refused with an example that works."""
+    with pytest.raises(ValueError, match=r"09:00-12:00, 13:00-17:30"):
+        read_day_hours(typed)
+
+
+@pytest.mark.parametrize("action", [Action.MOVE, Action.CANCEL])
+def test_a_choice_of_meetings_is_valid_and_each_has_its_buttons(action: Action) -> None:
+    """Several matches of a typed command: valid blocks, hostile titles inert, each own
+    meeting with its Reschedule and Cancel meeting, and an example that narrows it down."""
+    many = [booking(f"k{i}", ANA.user_id, day=1 + i, title=NASTY) for i in range(3)]
+    built = [b.to_dict() for b in blocks.choice_blocks(many, ANA.user_id, action)]
+    assert block_kit_errors(built, limit=MESSAGE_BLOCK_LIMIT) == []
+    text = json.dumps(built)
+    assert "<!channel>" not in text and "move my 3pm with @ana to tomorrow" in text
+    assert [e["value"] for e in action_elements(built, ids.RESCHEDULE)] == ["k0", "k1", "k2"]
+    assert len(action_elements(built, ids.CANCEL_BOOKING)) == 3
+    assert ("two weeks" in text) == (action == Action.MOVE)
+    assert blocks.choice_text(many) == "3 of your meetings match: which one?"
+
+
+def test_nothing_found_lists_upcoming_meetings_or_says_there_are_none() -> None:
+    """No match: the person's meetings with their buttons, or that they have none; always an
+    example that works."""
+    listed = [b.to_dict() for b in blocks.no_match_blocks([booking("k", ANA.user_id)], ANA.user_id)]
+    assert block_kit_errors(listed, limit=MESSAGE_BLOCK_LIMIT) == []
+    assert "couldn't find" in json.dumps(listed) and action_elements(listed, ids.RESCHEDULE)
+    empty = json.dumps([b.to_dict() for b in blocks.no_match_blocks([], ANA.user_id)])
+    assert "no upcoming meetings" in empty and "cancel my 1:1" in empty
+
+
+def action_elements(built: list[dict[str, Any]], action_id: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for b in built
+        for e in b.get("elements") or []
+        if isinstance(e, dict) and e.get("action_id") == action_id
+    ]

@@ -129,8 +129,7 @@ async def test_settings_change_the_very_next_offer(bot: Harness) -> None:
 
     modal = await open_settings(bot)
     assert modal["callback_id"] == ids.SETTINGS_VIEW
-    changes = {f"hours_{d}_start": "13:00" for d in range(5)}
-    changes |= {f"hours_{d}_end": "15:00" for d in range(5)}
+    changes = {f"hours_{d}": "13:00-15:00" for d in range(5)}
     published = len(bot.slack.calls("views.publish"))
     status, body = await submit(bot, modal, submitted_values(modal, **changes))
     assert status == 200 and body in ("", "{}"), body
@@ -152,14 +151,12 @@ async def test_an_invalid_form_answers_errors_in_the_modal_and_saves_nothing(
 ) -> None:
     """End before start and an unknown zone: response_action errors on those fields."""
     modal = await open_settings(bot)
-    values = submitted_values(
-        modal, hours_0_start="15:00", hours_0_end="13:00", time_zone="Mars/Base"
-    )
+    values = submitted_values(modal, hours_0="15:00-13:00", time_zone="Mars/Base")
     status, body = await submit(bot, modal, values)
     assert status == 200
     answer = json.loads(body)
     assert answer["response_action"] == "errors"
-    assert set(answer["errors"]) == {"hours_0_end", "time_zone"}
+    assert set(answer["errors"]) == {"hours_0", "time_zone"}
     saved = await bot.slotbot.store.get_settings(bot.slack.team_id, ANA.id)
     assert saved.working_hours == WorkingHours()
 
