@@ -157,7 +157,7 @@ async def measure_acks(tmp: Path) -> None:
         f"{'request':<10}{'concurrency':>12}{'slotbot p50':>13}{'p99':>8}{'bare p50':>10}"
         f"{'p99':>8}{'ratio p99':>11}"
     )
-    for concurrency in (50,):
+    for concurrency in (1, 50):
         for kind in ("command", "click"):
             ours: list[float] = []
             bare: list[float] = []
@@ -206,7 +206,7 @@ async def measure_acks_in_processes(tmp: Path) -> None:
         f"{'p99':>8}{'ratio p99':>11}"
     )
     people = [REQUESTER, BEN, CARA, EVE]
-    for concurrency in (50,):
+    for concurrency in (1, 50):
         for kind in ("command", "click"):
             ours: list[float] = []
             bare: list[float] = []
