@@ -67,10 +67,12 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             return
         if isinstance(picked, Change):  # a reschedule offer: the booking moved
-            await _show_change(client, respond, click, picked)
+            await _show_change(client, respond, click, picked, services)
             return
         # Delivered once, whoever gets there first: this click, a retry, or the reconcile.
-        await deliver(client, services.scheduler, picked)
+        if await deliver(client, services.scheduler, picked):
+            # After the confirmation and the .ics: reminders and the others' notices.
+            await services.follow_up(client, click.team_id, picked.booking.key)
 
     @app.action(ids.MORE_TIMES)
     @reporting_errors
@@ -100,7 +102,7 @@ def register(app: AsyncApp, services: Services) -> None:
         current = await services.scheduler.current(
             click.team_id, click.user_id, key, services.directory(client)
         )
-        await _show_change(client, respond, click, current)
+        await _show_change(client, respond, click, current, services)
 
     @app.action(ids.RESCHEDULE)
     @reporting_errors
@@ -128,7 +130,7 @@ def register(app: AsyncApp, services: Services) -> None:
             click.team_id, click.user_id, click.value, services.directory(client)
         )
         if current.cancelled:
-            await _show_change(client, respond, click, current)
+            await _show_change(client, respond, click, current, services)
             return
         await _replace(
             client,
@@ -148,7 +150,7 @@ def register(app: AsyncApp, services: Services) -> None:
         change = await services.scheduler.cancel(
             click.team_id, click.user_id, click.value, services.directory(client)
         )
-        await _show_change(client, respond, click, change)
+        await _show_change(client, respond, click, change, services)
 
     @app.action(ids.KEEP_BOOKING)
     @reporting_errors
@@ -160,16 +162,23 @@ def register(app: AsyncApp, services: Services) -> None:
         current = await services.scheduler.current(
             click.team_id, click.user_id, click.value, services.directory(client)
         )
-        await _show_change(client, respond, click, current)
+        await _show_change(client, respond, click, current, services)
 
 
 async def _show_change(
-    client: AsyncWebClient, respond: AsyncRespond, click: Click, change: Change
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    click: Click,
+    change: Change,
+    services: Services,
 ) -> None:
-    """Share the change's .ics if this click made it, then show the booking as it stands."""
+    """Share the change's .ics if this click made it, then show the booking as it stands,
+    then (for the click that made it) move or take back its reminders and tell the others."""
     if change.fresh:
         await share_change(client, change)
     await _replace(client, respond, click, blocks.change_text(change), blocks.change_blocks(change))
+    if change.fresh:
+        await services.follow_up(client, click.team_id, change.booking.key)
 
 
 async def _replace(
