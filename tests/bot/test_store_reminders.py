@@ -163,7 +163,7 @@ async def test_rows_belong_to_their_team(store: Store) -> None:
 async def test_migrating_records_that_attendees_of_earlier_bookings_know_of_them(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A database with a delivered booking from before step 7: after it, each attendee's
+    """A database with a delivered booking from before step 6: after it, each attendee's
     notice row says they know of it (no belated notice); reminders are still owed."""
     with monkeypatch.context() as before:
         before.setattr(store_module, "_MIGRATIONS", store_module._MIGRATIONS[:-1])
