@@ -22,6 +22,7 @@ from bot.calendars.google_accounts import GoogleAccounts
 from bot.calendars.local import LocalCalendar
 from bot.config import Settings
 from bot.scheduling.booking import Scheduler
+from bot.scheduling.reminders import Reminders
 from bot.store import Store, database_url_from
 from bot.webhooks import Outbox, Webhooks
 from handlers import Services, register_handlers
@@ -74,6 +75,7 @@ def create_app(
     client: AsyncWebClient | None = None,
     accounts: GoogleAccounts | None = None,
     installs: SlackInstalls | None = None,
+    reminders: Reminders | None = None,
 ) -> AsyncApp:
     """The Bolt app with every handler registered. Signatures are checked by the HTTP layer.
 
@@ -95,7 +97,8 @@ def create_app(
         oauth_settings=oauth,
         user_facing_authorize_error_message=NOT_INSTALLED,
     )
-    register_handlers(app, Services(scheduler, accounts=accounts))
+    reminders = reminders or Reminders(scheduler.store, clock=scheduler.clock)
+    register_handlers(app, Services(scheduler, reminders, accounts=accounts))
     return app
 
 
@@ -112,6 +115,7 @@ class Slotbot:
     session: aiohttp.ClientSession | None = None
     installs: SlackInstalls | None = None
     outbox: Outbox | None = None  # sends webhooks, when SLOTBOT_WEBHOOK_URLS names some
+    reminders: Reminders | None = None  # reminders and notices owed; the reconcile catches up
 
     def start_reconcile(self) -> None:
         """Finish half-done bookings now and every ``SLOTBOT_RECONCILE_SECONDS`` (0: never);
@@ -124,7 +128,9 @@ class Slotbot:
                 if self.installs is not None
                 else self.bolt.client
             )
-            self.reconciler = Reconciler(clients, self.scheduler, self.settings.reconcile_seconds)
+            self.reconciler = Reconciler(
+                clients, self.scheduler, self.settings.reconcile_seconds, self.reminders
+            )
             self.reconciler.start()
 
     def web_app(self, *, slack_events: bool = True) -> web.Application:
@@ -247,7 +253,15 @@ async def open_slotbot(
     if client is None:
         session = aiohttp.ClientSession()
         client = slack_client(settings, session)
-    bolt = create_app(settings, scheduler, client=client, accounts=accounts, installs=installs)
+    reminders = Reminders(store, clock=clock)
+    bolt = create_app(
+        settings,
+        scheduler,
+        client=client,
+        accounts=accounts,
+        installs=installs,
+        reminders=reminders,
+    )
     outbox = None
     if webhooks is not None:
         assert settings.webhook_secret  # Settings refuse URLs without it
@@ -261,4 +275,5 @@ async def open_slotbot(
         session=session,
         installs=installs,
         outbox=outbox,
+        reminders=reminders,
     )

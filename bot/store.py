@@ -36,6 +36,7 @@ from bot.models import (
 
 __all__ = [
     "BookingConflict",
+    "BookingMessage",
     "Delivery",
     "EventStatus",
     "LocalEvent",
@@ -217,6 +218,35 @@ class Delivery:
     invite_file_id: str | None
     invite_channel_id: str | None
     delivering_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BookingMessage:
+    """A DM a booking owes one of its people, and how far sending it got.
+
+    ``kind`` is ``reminder`` (before the meeting) or ``notice`` (of a booking, move or
+    cancel); ``state`` is how far it got (``new`` until first worked on), ``sequence`` the
+    booking's sequence it was made for, ``post_at`` when it is (or was) due, ``message_id``
+    Slack's scheduled message id and ``digest`` its text's hash, for finding it again after a
+    crash. For notices, ``note`` and ``about_start`` say what the message tells, ``told_note``
+    and ``told_start`` what the person knew before it. ``lease_until`` is a worker's lease.
+    """
+
+    team_id: str
+    booking_key: str
+    user_id: str
+    kind: str
+    state: str = "new"
+    sequence: int = -1
+    post_at: datetime | None = None
+    channel_id: str | None = None
+    message_id: str | None = None
+    digest: str | None = None
+    note: str | None = None
+    about_start: datetime | None = None
+    told_note: str | None = None
+    told_start: datetime | None = None
+    lease_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,12 +529,42 @@ def _define_v5(md: sa.MetaData) -> None:
     )
 
 
+def _define_v6(md: sa.MetaData) -> None:
+    # The DMs each booking owes its people (a reminder, the latest notice), one row per kind.
+    sa.Table(
+        "booking_messages",
+        md,
+        sa.Column("team_id", sa.String(32), primary_key=True),
+        sa.Column("booking_key", sa.String(255), primary_key=True),
+        sa.Column("user_id", sa.String(32), primary_key=True),
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("sequence", sa.Integer, nullable=False),
+        sa.Column("post_at", UTCDateTime()),
+        sa.Column("channel_id", sa.String(32)),
+        sa.Column("message_id", sa.String(64)),
+        sa.Column("digest", sa.String(64)),
+        sa.Column("note", sa.String(16)),
+        sa.Column("about_start", UTCDateTime()),
+        sa.Column("told_note", sa.String(16)),
+        sa.Column("told_start", UTCDateTime()),
+        sa.Column("lease_until", UTCDateTime()),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["team_id", "booking_key"], ["bookings.team_id", "bookings.key"], ondelete="CASCADE"
+        ),
+    )
+
+
 _V1 = sa.MetaData()
 _define_v1(_V1)
 _V3 = sa.MetaData()
 _define_v3(_V3)
 _V5 = sa.MetaData()
 _define_v5(_V5)
+_V6 = sa.MetaData()
+_define_v1(_V6)  # for the foreign key only: create_all below makes booking_messages alone
+_define_v6(_V6)
 
 metadata = sa.MetaData()
 _define_v1(metadata)
@@ -524,6 +584,8 @@ used_oauth_states = metadata.tables["used_oauth_states"]
 pending_requests = metadata.tables["pending_requests"]
 _define_v5(metadata)
 webhook_outbox = metadata.tables["webhook_outbox"]
+_define_v6(metadata)
+booking_messages = metadata.tables["booking_messages"]
 
 
 async def _create_v1(conn: AsyncConnection) -> None:
@@ -562,6 +624,50 @@ async def _create_v5(conn: AsyncConnection) -> None:
     await conn.run_sync(_V5.create_all)
 
 
+async def _create_v6(conn: AsyncConnection) -> None:
+    table = _V6.tables["booking_messages"]
+    await conn.run_sync(lambda sync: table.create(sync))
+    # Attendees of meetings booked before this step knew of them from the conversation: record
+    # that, so the first reconcile sends them reminders but no belated "booked" notices.
+    old_bookings, members = _V6.tables["bookings"], _V6.tables["booking_members"]
+    known = (
+        sa.select(
+            members.c.team_id,
+            members.c.booking_key,
+            members.c.user_id,
+            sa.literal("notice").label("kind"),
+            sa.literal("none").label("state"),
+            old_bookings.c.sequence,
+            sa.literal("booked").label("note"),
+            old_bookings.c.start_at,
+            old_bookings.c.updated_at,
+        )
+        .join(
+            old_bookings,
+            sa.and_(
+                old_bookings.c.team_id == members.c.team_id,
+                old_bookings.c.key == members.c.booking_key,
+            ),
+        )
+        .where(
+            old_bookings.c.state.in_(["created", "confirmed"]),
+            members.c.user_id != old_bookings.c.organizer_id,
+        )
+    )
+    columns = [
+        "team_id",
+        "booking_key",
+        "user_id",
+        "kind",
+        "state",
+        "sequence",
+        "note",
+        "about_start",
+        "updated_at",
+    ]
+    await conn.execute(table.insert().from_select(columns, known))
+
+
 _Migration = Callable[[AsyncConnection], Any]
 
 # The ordered history of the schema: (version, what it does, the step). Append only.
@@ -571,6 +677,8 @@ _MIGRATIONS: tuple[tuple[int, str, _Migration], ...] = (
     (3, "Google accounts, used OAuth states, pending requests", _create_v3),
     (4, "booking delivery progress and lease, Slack event leases", _add_v4),
     (5, "webhook outbox", _create_v5),
+    # 6 is another branch's step; numbers are assigned so that merges do not collide.
+    (6, "reminders and notices owed per booking and person", _create_v6),
 )
 LATEST_VERSION = _MIGRATIONS[-1][0]
 
@@ -1395,6 +1503,147 @@ class Store:
             rows = (await conn.execute(query)).all()
         return [_outbox_entry_from_row(row) for row in rows]
 
+    # -- the DMs a booking owes its people: reminders and notices --
+
+    async def claim_booking_message(
+        self, team_id: str, key: str, user_id: str, kind: str, now: datetime, until: datetime
+    ) -> BookingMessage | None:
+        """Take the right to work on one person's reminder or notice of a booking until
+        ``until``; the row as it stood (state ``new`` the first time), or None while another
+        worker's lease has not lapsed at ``now``. Of racing workers, on any instance, one wins.
+        """
+        where = _booking_message_key(team_id, key, user_id, kind)
+        async with self._write() as conn:
+            await conn.execute(
+                self._insert(booking_messages)
+                .values(
+                    team_id=team_id,
+                    booking_key=key,
+                    user_id=user_id,
+                    kind=kind,
+                    state="new",
+                    sequence=-1,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing()
+            )
+            query = sa.select(booking_messages).where(*where)
+            if self._dialect == "postgresql":
+                query = query.with_for_update()
+            row = (await conn.execute(query)).one()
+            if row.lease_until is not None and row.lease_until > now:
+                return None
+            await conn.execute(booking_messages.update().where(*where).values(lease_until=until))
+        return _booking_message_from_row(row)
+
+    async def save_booking_message(self, message: BookingMessage, *, release: bool) -> None:
+        """Record how far a claimed message got; ``release`` also ends the lease."""
+        values = {
+            "state": message.state,
+            "sequence": message.sequence,
+            "post_at": message.post_at,
+            "channel_id": message.channel_id,
+            "message_id": message.message_id,
+            "digest": message.digest,
+            "note": message.note,
+            "about_start": message.about_start,
+            "told_note": message.told_note,
+            "told_start": message.told_start,
+            "updated_at": self._clock(),
+        }
+        if release:
+            values["lease_until"] = None
+        where = _booking_message_key(
+            message.team_id, message.booking_key, message.user_id, message.kind
+        )
+        async with self._write() as conn:
+            await conn.execute(booking_messages.update().where(*where).values(**values))
+
+    async def release_booking_message(
+        self, team_id: str, key: str, user_id: str, kind: str
+    ) -> None:
+        """End a worker's lease on the row without changing it."""
+        where = _booking_message_key(team_id, key, user_id, kind)
+        async with self._write() as conn:
+            await conn.execute(booking_messages.update().where(*where).values(lease_until=None))
+
+    async def booking_messages_of(self, team_id: str, key: str) -> list[BookingMessage]:
+        """Every reminder and notice row of a booking, by person and kind."""
+        query = (
+            sa.select(booking_messages)
+            .where(booking_messages.c.team_id == team_id, booking_messages.c.booking_key == key)
+            .order_by(booking_messages.c.user_id, booking_messages.c.kind)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_booking_message_from_row(row) for row in rows]
+
+    async def bookings_owing_messages(
+        self, now: datetime, horizon: timedelta, *, limit: int = 100
+    ) -> list[tuple[str, str]]:
+        """(team, key) of bookings, all teams, whose reminders or notices are not in step with
+        them and that nobody is working on.
+
+        That is a delivered booking still to start with a person whose reminder (or, for
+        everyone but the organizer, notice) is missing, made for another sequence, never
+        finished, or waiting for its time to come within ``horizon``; or a cancelled booking
+        with a row not yet brought in step.
+        """
+        reminder = booking_messages.alias("reminder")
+        notice = booking_messages.alias("notice")
+
+        def joined(row: Any, kind: str) -> sa.ColumnElement[bool]:
+            return sa.and_(
+                row.c.team_id == booking_members.c.team_id,
+                row.c.booking_key == booking_members.c.booking_key,
+                row.c.user_id == booking_members.c.user_id,
+                row.c.kind == kind,
+            )
+
+        def free(row: Any) -> sa.ColumnElement[bool]:
+            return sa.or_(row.c.lease_until.is_(None), row.c.lease_until <= now)
+
+        def behind(row: Any) -> sa.ColumnElement[bool]:
+            return sa.and_(
+                free(row),
+                sa.or_(
+                    row.c.sequence != bookings.c.sequence,
+                    row.c.state.in_(["new", "pending"]),
+                    sa.and_(row.c.state == "waiting", row.c.post_at <= now + horizon),
+                ),
+            )
+
+        is_organizer = booking_members.c.user_id == bookings.c.organizer_id
+        live = sa.and_(
+            bookings.c.state == BookingState.CONFIRMED.value,
+            bookings.c.start_at > now,
+            sa.or_(
+                reminder.c.team_id.is_(None),
+                behind(reminder),
+                sa.and_(~is_organizer, sa.or_(notice.c.team_id.is_(None), behind(notice))),
+            ),
+        )
+        cancelled = sa.and_(
+            bookings.c.state == BookingState.CANCELLED.value,
+            sa.or_(
+                sa.and_(reminder.c.team_id.is_not(None), behind(reminder)),
+                sa.and_(notice.c.team_id.is_not(None), behind(notice)),
+            ),
+        )
+        query = (
+            sa.select(bookings.c.team_id, bookings.c.key)
+            .join(booking_members, _membership())
+            .outerjoin(reminder, joined(reminder, "reminder"))
+            .outerjoin(notice, joined(notice, "notice"))
+            .where(sa.or_(live, cancelled))
+            .group_by(bookings.c.team_id, bookings.c.key, bookings.c.start_at)
+            .order_by(bookings.c.start_at)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(str(team), str(key)) for team, key in rows]
+
     # -- user settings --
 
     async def get_settings(self, team_id: str, user_id: str) -> UserSettings:
@@ -1998,6 +2247,37 @@ async def _select_local_event(
         )
     ).first()
     return _local_event_from_row(row) if row else None
+
+
+def _booking_message_key(
+    team_id: str, key: str, user_id: str, kind: str
+) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        booking_messages.c.team_id == team_id,
+        booking_messages.c.booking_key == key,
+        booking_messages.c.user_id == user_id,
+        booking_messages.c.kind == kind,
+    )
+
+
+def _booking_message_from_row(row: sa.Row[Any]) -> BookingMessage:
+    return BookingMessage(
+        team_id=row.team_id,
+        booking_key=row.booking_key,
+        user_id=row.user_id,
+        kind=row.kind,
+        state=row.state,
+        sequence=int(row.sequence),
+        post_at=row.post_at,
+        channel_id=row.channel_id,
+        message_id=row.message_id,
+        digest=row.digest,
+        note=row.note,
+        about_start=row.about_start,
+        told_note=row.told_note,
+        told_start=row.told_start,
+        lease_until=row.lease_until,
+    )
 
 
 def _outbox_entry_from_row(row: sa.Row[Any]) -> OutboxEntry:

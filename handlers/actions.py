@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import OfferError, SlotTakenError
@@ -68,10 +69,12 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             return
         if isinstance(picked, Change):  # a reschedule offer: the booking moved
-            await _show_change(client, respond, click, picked)
+            await _show_change(client, respond, click, picked, services)
             return
         # Delivered once, whoever gets there first: this click, a retry, or the reconcile.
-        await deliver(client, services.scheduler, picked)
+        if await deliver(client, services.scheduler, picked):
+            # After the confirmation and the .ics: reminders and the others' notices.
+            await services.follow_up(client, click.team_id, picked.booking.key)
 
     @app.action(ids.MORE_TIMES)
     @reporting_errors
@@ -101,7 +104,7 @@ def register(app: AsyncApp, services: Services) -> None:
         current = await services.scheduler.current(
             click.team_id, click.user_id, key, services.directory(client)
         )
-        await _show_change(client, respond, click, current)
+        await _show_change(client, respond, click, current, services)
 
     @app.action(ids.RESCHEDULE)
     @reporting_errors
@@ -129,7 +132,7 @@ def register(app: AsyncApp, services: Services) -> None:
             click.team_id, click.user_id, click.value, services.directory(client)
         )
         if current.cancelled:
-            await _show_change(client, respond, click, current)
+            await _show_change(client, respond, click, current, services)
             return
         await _replace(
             client,
@@ -149,7 +152,7 @@ def register(app: AsyncApp, services: Services) -> None:
         change = await services.scheduler.cancel(
             click.team_id, click.user_id, click.value, services.directory(client)
         )
-        await _show_change(client, respond, click, change)
+        await _show_change(client, respond, click, change, services)
 
     @app.action(ids.KEEP_BOOKING)
     @reporting_errors
@@ -161,23 +164,37 @@ def register(app: AsyncApp, services: Services) -> None:
         current = await services.scheduler.current(
             click.team_id, click.user_id, click.value, services.directory(client)
         )
-        await _show_change(client, respond, click, current)
+        await _show_change(client, respond, click, current, services)
 
 
 async def _show_change(
-    client: AsyncWebClient, respond: AsyncRespond, click: Click, change: Change
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    click: Click,
+    change: Change,
+    services: Services,
 ) -> None:
     """Share the change's .ics if this click made it, then show the booking as it stands,
     both here and in its confirmation message when this click was somewhere else (a typed
-    move's offer, the list, the DM after the Home tab)."""
+    move's offer, the list, the DM after the Home tab); then (for the click that made it) move
+    or take back its reminders and tell the others."""
     if change.fresh:
         await share_change(client, change)
     text, content = blocks.change_text(change), blocks.change_blocks(change)
     await _replace(client, respond, click, text, content)
+    if change.fresh:
+        await _update_confirmation(client, click, change, text, content)
+        await services.follow_up(client, click.team_id, change.booking.key)
+
+
+async def _update_confirmation(
+    client: AsyncWebClient, click: Click, change: Change, text: str, content: list[Block]
+) -> None:
+    """Show a change in the booking's own confirmation message too, when the click was
+    elsewhere. An ephemeral confirmation (no message ts) only its long spent response_url
+    could replace."""
     booking = change.booking
-    if not change.fresh or not (booking.channel_id and booking.message_ts):
-        # Nothing changed, or an ephemeral confirmation, which only its own (long spent)
-        # response_url could replace.
+    if not (booking.channel_id and booking.message_ts):
         return
     if (click.channel_id, click.message_ts) == (booking.channel_id, booking.message_ts):
         return

@@ -28,6 +28,7 @@ from slack_sdk.models.views import View
 from bot.models import Booking, Participant, TimeSlot, zone_of
 from bot.scheduling.booking import Change, Confirmation, Proposal
 from bot.scheduling.commands import COMMAND_EXAMPLE, Action
+from bot.scheduling.reminders import Note, NoteKind
 from bot.store import UserSettings
 from handlers import ids
 
@@ -52,6 +53,7 @@ __all__ = [
     "list_text",
     "no_match_blocks",
     "no_match_text",
+    "note_text",
     "nothing_to_connect_text",
     "offer_blocks",
     "offer_text",
@@ -271,6 +273,34 @@ def change_blocks(change: Change) -> list[Block]:
 def cancel_prompt_text(change: Change) -> str:
     """The notification text of the confirm step before a cancel."""
     return f"Cancel {escape(change.booking.title or 'the meeting')}?"
+
+
+def _lead(minutes: int) -> str:
+    if minutes <= 0:
+        return "Starting now"
+    hours, rest = divmod(minutes, 60)
+    if hours and not rest:
+        return f"Starting in {hours} hour{'s' if hours > 1 else ''}"
+    return f"Starting in {minutes} minute{'s' if minutes > 1 else ''}"
+
+
+def note_text(note: Note) -> str:
+    """A reminder or a notice of a change, as one mrkdwn DM (the title escaped, times as date
+    tokens, the calendar event linked when the calendar gave a link). The same note always
+    gives the same text: a message is found again after a crash by its text's digest."""
+    booking = note.booking
+    title, when = _title(booking.title), _when(booking.slot, booking)
+    link = f"\n<{booking.event_link}|Open the event>" if booking.event_link else ""
+    organizer = f"<@{booking.organizer_id}>"
+    zone = booking.schedule.start_time.time_zone
+    if note.kind == NoteKind.REMINDER:
+        return f":alarm_clock: {_lead(note.lead_minutes)}: *{title}*, {when}{link}"
+    if note.kind == NoteKind.CANCELLED:
+        return f":x: {organizer} cancelled *{title}* with you, ~{when}~"
+    if note.kind == NoteKind.MOVED and note.previous_start is not None:
+        was = date_token(note.previous_start, "{date_long_pretty} {time}", zone)
+        return f":arrows_counterclockwise: {organizer} moved *{title}* from ~{was}~ to {when}{link}"
+    return f":calendar: {organizer} booked *{title}* with you for {when}{link}"
 
 
 def cancel_prompt_blocks(change: Change) -> list[Block]:

@@ -3,7 +3,8 @@
 A booking still pending (the calendar event may not exist) or created (not yet delivered) that
 nobody holds a lease on is resumed (creating its event is idempotent by id) and delivered
 through the same ``deliver`` a click uses, so it still ends in one event, one .ics, one
-confirmation.
+confirmation. Then bookings whose reminders or notices are behind (a crash or a Slack failure
+after the click, a reminder too far ahead for Slack until now) are brought in step.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from collections.abc import Awaitable, Callable
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.scheduling.booking import Scheduler
+from bot.scheduling.reminders import Reminders
 from handlers.delivery import deliver
+from handlers.directory import PeopleCache
 from handlers.installations import SlackInstalls
+from handlers.messenger import follow_up
 
 __all__ = ["ClientFor", "Reconciler", "installed_clients", "reconcile_once"]
 
@@ -55,9 +59,34 @@ def one_client(client: AsyncWebClient) -> ClientFor:
     return client_for
 
 
-async def reconcile_once(clients: AsyncWebClient | ClientFor, scheduler: Scheduler) -> int:
-    """Finish every half-done booking nobody is working on; the number delivered now."""
+async def reconcile_once(
+    clients: AsyncWebClient | ClientFor,
+    scheduler: Scheduler,
+    reminders: Reminders | None = None,
+    people: PeopleCache | None = None,
+) -> int:
+    """Finish every half-done booking nobody is working on, then (with ``reminders``) bring
+    behind reminders and notices in step; the number of bookings delivered now."""
     client_for = one_client(clients) if isinstance(clients, AsyncWebClient) else clients
+    delivered = await _deliver_unfinished(client_for, scheduler)
+    if reminders is not None:
+        await _follow_up_behind(client_for, reminders, people or PeopleCache())
+    return delivered
+
+
+async def _follow_up_behind(
+    client_for: ClientFor, reminders: Reminders, people: PeopleCache
+) -> None:
+    for team_id, key in await reminders.unsynced():
+        try:
+            client = await client_for(team_id)
+            if client is not None:
+                await follow_up(reminders, client, people, team_id, key)
+        except Exception as exc:  # noqa: BLE001 - one booking must not stop the rest
+            logger.warning("could not follow a booking up yet: %s", type(exc).__name__)
+
+
+async def _deliver_unfinished(client_for: ClientFor, scheduler: Scheduler) -> int:
     delivered = 0
     for booking in await scheduler.unfinished():
         try:
@@ -66,7 +95,7 @@ async def reconcile_once(clients: AsyncWebClient | ClientFor, scheduler: Schedul
                 continue
             confirmation = await scheduler.resume(booking.team_id, booking.key)
             if confirmation is not None and await deliver(client, scheduler, confirmation):
-                delivered += 1
+                delivered += 1  # its reminders come in the follow-up pass below
         except Exception as exc:  # noqa: BLE001 - one stuck booking must not stop the rest
             # Left for the next round; the type only: messages may carry people's text.
             logger.warning("could not finish a booking yet: %s", type(exc).__name__)
@@ -77,11 +106,17 @@ class Reconciler:
     """Runs ``reconcile_once`` now and then every ``every`` seconds, until stopped."""
 
     def __init__(
-        self, client: AsyncWebClient | ClientFor, scheduler: Scheduler, every: float
+        self,
+        client: AsyncWebClient | ClientFor,
+        scheduler: Scheduler,
+        every: float,
+        reminders: Reminders | None = None,
     ) -> None:
         self.client = client
         self.scheduler = scheduler
         self.every = every
+        self.reminders = reminders
+        self.people = PeopleCache()
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -105,7 +140,9 @@ class Reconciler:
     async def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                count = await reconcile_once(self.client, self.scheduler)
+                count = await reconcile_once(
+                    self.client, self.scheduler, self.reminders, self.people
+                )
                 if count:
                     logger.info("finished %d half-done booking(s)", count)
             except Exception as exc:  # noqa: BLE001 - the loop outlives a database hiccup

@@ -8,15 +8,27 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.calendars.google_accounts import GoogleAccounts
 from bot.scheduling.booking import Scheduler
+from bot.scheduling.reminders import Reminders
 from handlers.directory import PeopleCache, SlackDirectory
+from handlers.messenger import SlackMessenger, follow_up
 
 
 @dataclass(frozen=True)
 class Services:
     scheduler: Scheduler
+    reminders: Reminders
     people: PeopleCache = field(default_factory=PeopleCache)
     accounts: GoogleAccounts | None = None  # people's own Google accounts, when they connect
 
     def directory(self, client: AsyncWebClient) -> SlackDirectory:
         """The people directory of the workspace ``client`` speaks for."""
         return SlackDirectory(client, self.people)
+
+    async def follow_up(self, client: AsyncWebClient, team_id: str, key: str) -> None:
+        """Bring a booking's reminders and notices in step after it was booked or changed."""
+        await follow_up(self.reminders, client, self.people, team_id, key)
+
+    async def follow_settings(self, client: AsyncWebClient, team_id: str, user_id: str) -> None:
+        """Move the person's upcoming reminders to the lead they just saved (failures logged:
+        the settings are saved either way)."""
+        await self.reminders.sync_person(SlackMessenger(client), team_id, user_id)

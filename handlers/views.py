@@ -239,3 +239,5 @@ def register(app: AsyncApp, services: Services) -> None:
         await services.scheduler.save_settings(team_id, user_id, form.settings)
         await ack()
         await publish_home(client, services, team_id, user_id)
+        # Reminders already scheduled follow a new lead (or go, when it was turned off).
+        await services.follow_settings(client, team_id, user_id)

@@ -567,6 +567,7 @@ async def open_playground(settings: Settings, *, clock: Callable[[], datetime]) 
         team_id=DEMO_TEAM,
         team_domain="slotbot-playground",
         clock=lambda: clock().timestamp(),
+        deliver_scheduled_every=1.0,  # reminders arrive on the page when their time comes
     )
     await slack.start()
     try:

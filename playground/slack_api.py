@@ -583,6 +583,7 @@ class SlackEmulator:
         bot_id: str = "B000B0T01",
         app_id: str = "A000APP01",
         clock: Callable[[], float] = time.time,
+        deliver_scheduled_every: float | None = None,
     ) -> None:
         self.token = token
         self.app_token = app_token
@@ -592,6 +593,10 @@ class SlackEmulator:
         self.bot_id = bot_id
         self.app_id = app_id
         self.clock = clock
+        # Seconds between posting scheduled messages that are due (the playground); None:
+        # only ``deliver_due()`` posts them, when a test moved ``clock`` on.
+        self.deliver_scheduled_every = deliver_scheduled_every
+        self._delivering: asyncio.Task[None] | None = None
         self.latency: float = 0.0
         self.method_latency: dict[str, float] = {}
         self._users: dict[str, SlackUser] = {}
@@ -676,11 +681,19 @@ class SlackEmulator:
         self._call_event = asyncio.Event()
         self._socket_event = asyncio.Event()
         self._closing = asyncio.Event()
+        if self.deliver_scheduled_every is not None:
+            self._delivering = asyncio.create_task(
+                self._deliver_scheduled(self.deliver_scheduled_every),
+                name="slack-emulator-scheduled",
+            )
 
     async def close(self) -> None:
         """Stop answering and release the port."""
         if self._closing is not None:
             self._closing.set()
+        if self._delivering is not None:
+            await self._delivering
+            self._delivering = None
         # Open WebSockets would hold the runner's shutdown; close them as Slack going away.
         for link in self._links:
             if link.closed_at is None:
@@ -874,6 +887,14 @@ class SlackEmulator:
                 )
             )
         return delivered
+
+    async def _deliver_scheduled(self, every: float) -> None:
+        """Post scheduled messages when their time comes, as Slack does, until closed."""
+        assert self._closing is not None
+        while not self._closing.is_set():
+            self.deliver_due()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), every)
 
     # --- reading the record ---
 
@@ -1789,7 +1810,16 @@ class SlackEmulator:
             for s in self.scheduled_messages()
             if channel_id in (None, s.channel) and oldest <= s.post_at <= latest
         ]
-        limit = int(params.get("limit") or 0) or len(found)
+        try:
+            start = int(base64.b64decode(str(params.get("cursor") or "")).decode() or 0)
+        except ValueError as exc:
+            raise _SlackError("invalid_cursor") from exc
+        limit = int(params.get("limit") or 0) or 100
+        page = found[start : start + limit]
+        following = start + limit
+        cursor = (
+            base64.b64encode(str(following).encode()).decode() if following < len(found) else ""
+        )
         return {
             "scheduled_messages": [
                 {
@@ -1799,9 +1829,9 @@ class SlackEmulator:
                     "date_created": s.date_created,
                     "text": s.text,
                 }
-                for s in found[:limit]
+                for s in page
             ],
-            "response_metadata": {"next_cursor": ""},
+            "response_metadata": {"next_cursor": cursor},
         }
 
     # --- views ---

@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.calendars.local import LocalCalendar
 from bot.scheduling.booking import Scheduler
+from bot.scheduling.reminders import Reminders
 from bot.store import Store, database_url_from
 from handlers import Services, blocks, ids, register_handlers
 from tests.handlers.test_blocks import at, make_confirmation, make_proposal, slot
@@ -75,7 +76,8 @@ async def registrar(tmp_path: Path) -> AsyncIterator[RecordingRegistrar]:
             store, LocalCalendar(store), clock=lambda: datetime(2026, 11, 26, tzinfo=UTC)
         )
         recorder = RecordingRegistrar()
-        register_handlers(cast(AsyncApp, recorder), Services(scheduler))
+        reminders = Reminders(store, clock=scheduler.clock)
+        register_handlers(cast(AsyncApp, recorder), Services(scheduler, reminders))
         yield recorder
     finally:
         await store.close()

@@ -384,6 +384,50 @@ async def test_scheduled_messages_list_delete_and_deliver(
     assert slack.scheduled_messages() == []
 
 
+async def test_scheduled_messages_list_pages_and_filters_by_time(client: AsyncWebClient) -> None:
+    """list takes oldest/latest (Unix seconds) and pages with limit and next_cursor."""
+    channel = await open_im(client, ANA)
+    for minutes in (10, 20, 30, 40):
+        await client.chat_scheduleMessage(
+            channel=channel, post_at=int(NOON) + minutes * 60, text=f"at {minutes}"
+        )
+    texts: list[str] = []
+    cursor = None
+    while True:
+        page = await client.chat_scheduledMessages_list(
+            channel=channel,
+            oldest=str(int(NOON) + 15 * 60),
+            latest=str(int(NOON) + 45 * 60),
+            limit=2,
+            cursor=cursor,
+        )
+        texts += [s["text"] for s in page["scheduled_messages"]]
+        cursor = page["response_metadata"]["next_cursor"]
+        if not cursor:
+            break
+    assert texts == ["at 20", "at 30", "at 40"]
+    bad = client.chat_scheduledMessages_list(channel=channel, cursor="not base64!")
+    with pytest.raises(SlackApiError) as caught:
+        await bad
+    assert caught.value.response["error"] == "invalid_cursor"
+
+
+async def test_scheduled_messages_arrive_by_themselves_when_asked_to(clock: Clock) -> None:
+    """With ``deliver_scheduled_every`` the emulator posts a due message on its own, as Slack
+    does (the playground shows reminders arriving)."""
+    async with SlackEmulator(users=[ANA], clock=clock, deliver_scheduled_every=0.01) as slack:
+        client = AsyncWebClient(token=slack.token, base_url=slack.url)
+        channel = await open_im(client, ANA)
+        await client.chat_scheduleMessage(channel=channel, post_at=int(NOON) + 60, text="hi")
+        clock.now = NOON + 61
+        for _ in range(500):  # polls the emulator's own loop; not a timing assertion
+            if slack.messages_in(channel):
+                break
+            await asyncio.sleep(0.01)
+        assert [m.text for m in slack.messages_in(channel)] == ["hi"]
+        assert slack.scheduled_messages() == []
+
+
 @pytest.mark.parametrize(
     ("offset", "error"), [(-60, "time_in_past"), (121 * 24 * 3600, "time_too_far")]
 )

@@ -1,0 +1,360 @@
+"""Reminders and notices: the direct messages a booking owes its people, each once, in its time.
+
+Everyone on a confirmed booking gets a reminder before it starts, at their own lead (their
+setting; none when it is off). Everyone but the organizer, who made the change in the
+conversation, gets a notice when it is booked, moved or cancelled; a notice can wait, so outside
+the person's working hours it is scheduled for the start of their next working window (quiet
+hours). A reminder is urgent and goes at its time.
+
+Each (booking, person, kind) has a row in the store. A worker leases the row before it talks to
+the messenger and records its intent before each call, so a retried click, the reconcile or a
+crash in between never leaves a second copy: after a crash the messages scheduled at the
+recorded time are listed and the one with the recorded text's digest is kept. ``sync`` brings
+every row of a booking in step with the booking as it stands, whatever changed; a notice still
+waiting when the booking changes again is taken back and replaced, never sent stale.
+
+Knows nothing of Slack: a ``Messenger`` renders and sends (``handlers.messenger`` is Slack's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from bot.errors import RequestError
+from bot.models import Booking, BookingState
+from bot.scheduling.quiet_hours import quiet_until
+from bot.store import BookingMessage, Store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from bot.scheduling.booking import Directory
+
+__all__ = [
+    "SCHEDULE_LIMIT",
+    "MessageRefused",
+    "Messenger",
+    "Note",
+    "NoteKind",
+    "Reminders",
+    "reminder_time",
+]
+
+logger = logging.getLogger("slotbot.reminders")
+
+#: How far ahead a message can be scheduled (Slack's limit); later ones wait in the store.
+SCHEDULE_LIMIT = timedelta(days=120)
+#: How long one worker may hold a person's reminder or notice before another may take over.
+LEASE = timedelta(seconds=60)
+
+_REMINDER = "reminder"
+_NOTICE = "notice"
+# A row in one of these states may have a message waiting with the messenger.
+_WAITING = ("scheduled", "pending", "waiting")
+
+
+class NoteKind(StrEnum):
+    REMINDER = "reminder"
+    BOOKED = "booked"
+    MOVED = "moved"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """What one message says: a reminder ``lead_minutes`` ahead, or a notice of a change
+    (``previous_start`` is where a moved meeting was)."""
+
+    kind: NoteKind
+    booking: Booking
+    lead_minutes: int = 0
+    previous_start: datetime | None = None
+
+
+class MessageRefused(Exception):
+    """The messenger will not take the message: ``too_far`` ahead (try again later),
+    ``in_past`` (its time went by) or ``undeliverable`` (the person cannot be messaged)."""
+
+    def __init__(self, reason: Literal["too_far", "in_past", "undeliverable"]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Messenger(Protocol):
+    """Direct messages to people, now or at a time (Slack's chat.scheduleMessage behind it)."""
+
+    def text(self, note: Note) -> str:
+        """The message for ``note``, the same every time for the same note."""
+        ...
+
+    async def direct_channel(self, user_id: str) -> str:
+        """The conversation with the person."""
+        ...
+
+    async def post(self, channel: str, text: str) -> None: ...
+
+    async def schedule(self, channel: str, text: str, post_at: datetime) -> str:
+        """Schedule the message; its id. ``MessageRefused`` when it cannot be."""
+        ...
+
+    async def unschedule(self, channel: str, message_id: str) -> None:
+        """Take a scheduled message back; one already sent or gone is no error."""
+        ...
+
+    async def scheduled_at(self, channel: str, post_at: datetime) -> list[tuple[str, str]]:
+        """The (id, text) of the messages waiting in ``channel`` for exactly ``post_at``."""
+        ...
+
+
+def reminder_time(start: datetime, lead_minutes: int | None, now: datetime) -> datetime | None:
+    """When the reminder for a meeting at ``start`` goes (whole seconds); None when the person
+    wants none or that time has already passed."""
+    if lead_minutes is None:
+        return None
+    at = (start - timedelta(minutes=lead_minutes)).replace(microsecond=0)
+    return at if at > now else None
+
+
+def _digest(text: str | None) -> str | None:
+    return hashlib.sha256(text.encode()).hexdigest() if text is not None else None
+
+
+class Reminders:
+    """Keeps each booking's reminders and notices in step with it (see the module)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], datetime],
+        lease: timedelta = LEASE,
+        schedule_limit: timedelta = SCHEDULE_LIMIT,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.lease = lease
+        self.schedule_limit = schedule_limit
+
+    async def sync(
+        self, messenger: Messenger, directory: Directory, team_id: str, key: str
+    ) -> None:
+        """Bring the booking's reminders and notices in step with it as it stands. A failure
+        for one person is logged and left for the reconcile; it never reaches the caller."""
+        booking = await self.store.get_booking(team_id, key)
+        if booking is None or booking.state not in (
+            BookingState.CONFIRMED,
+            BookingState.CANCELLED,
+        ):
+            return  # not delivered yet: its confirmation comes first
+        people = dict.fromkeys((booking.organizer_id, *booking.participant_ids))
+        for user_id in people:
+            await _logged(_REMINDER, self._sync_reminder(messenger, team_id, key, user_id))
+        for user_id in people:
+            if user_id != booking.organizer_id:
+                await _logged(
+                    _NOTICE, self._sync_notice(messenger, directory, team_id, key, user_id)
+                )
+
+    async def sync_person(self, messenger: Messenger, team_id: str, user_id: str) -> None:
+        """After the person changed their settings: their upcoming reminders follow the lead."""
+        upcoming = await self.store.bookings_for_user(team_id, user_id, self.clock(), limit=500)
+        for booking in upcoming:
+            if booking.state == BookingState.CONFIRMED:
+                await _logged(
+                    _REMINDER, self._sync_reminder(messenger, team_id, booking.key, user_id)
+                )
+
+    async def unsynced(self, limit: int = 100) -> list[tuple[str, str]]:
+        """(team, key) of bookings whose messages are behind and free to work on."""
+        return await self.store.bookings_owing_messages(
+            self.clock(), self.schedule_limit, limit=limit
+        )
+
+    # -- one person's reminder --
+
+    async def _sync_reminder(
+        self, messenger: Messenger, team_id: str, key: str, user_id: str
+    ) -> None:
+        now = self.clock()
+        held = await self.store.claim_booking_message(
+            team_id, key, user_id, _REMINDER, now, now + self.lease
+        )
+        if held is None:
+            return  # another worker is on it and brings it to the same state
+        try:
+            booking = await self.store.get_booking(team_id, key)
+            if booking is None:
+                return
+            lead = (await self.store.get_settings(team_id, user_id)).reminder_lead_minutes
+            at = None
+            if booking.state == BookingState.CONFIRMED:
+                at = reminder_time(booking.slot.start, lead, now)
+            text = messenger.text(Note(NoteKind.REMINDER, booking, lead or 0)) if at else None
+            row = replace(held, sequence=booking.sequence, note=NoteKind.REMINDER.value)
+            row = await self._place(messenger, held, row, text, at, now, urgent=True)
+        except BaseException:
+            await self.store.release_booking_message(team_id, key, user_id, _REMINDER)
+            raise
+        await self.store.save_booking_message(row, release=True)
+
+    # -- one person's notice --
+
+    async def _sync_notice(
+        self, messenger: Messenger, directory: Directory, team_id: str, key: str, user_id: str
+    ) -> None:
+        now = self.clock()
+        held = await self.store.claim_booking_message(
+            team_id, key, user_id, _NOTICE, now, now + self.lease
+        )
+        if held is None:
+            return
+        try:
+            booking = await self.store.get_booking(team_id, key)
+            if booking is None:
+                return
+            row = await self._notice(messenger, directory, held, booking, now)
+        except BaseException:
+            await self.store.release_booking_message(team_id, key, user_id, _NOTICE)
+            raise
+        await self.store.save_booking_message(row, release=True)
+
+    async def _notice(
+        self,
+        messenger: Messenger,
+        directory: Directory,
+        held: BookingMessage,
+        booking: Booking,
+        now: datetime,
+    ) -> BookingMessage:
+        # What the person knows: what the last notice said once it went out (or when there was
+        # nothing to say); while it still waits, what they knew before it.
+        waiting = held.state in _WAITING and held.post_at is not None and held.post_at > now
+        if held.state == "new":
+            known, known_start = None, None
+        elif waiting:
+            known, known_start = held.told_note, held.told_start
+        else:
+            known, known_start = held.note, held.about_start
+        knows_of_it = known in (NoteKind.BOOKED.value, NoteKind.MOVED.value)
+        start = booking.slot.start
+        kind: NoteKind | None = None
+        if booking.state == BookingState.CANCELLED:
+            kind = NoteKind.CANCELLED if knows_of_it else None
+        elif not knows_of_it:
+            kind = NoteKind.BOOKED
+        elif known_start != start:
+            kind = NoteKind.MOVED
+        row = replace(
+            held,
+            sequence=booking.sequence,
+            note=kind.value if kind else known,
+            about_start=start if kind else known_start,
+            told_note=known,
+            told_start=known_start,
+        )
+        if kind is None:
+            return await self._place(messenger, held, row, None, None, now, urgent=False)
+        try:
+            person = await directory.person(booking.team_id, held.user_id)
+        except RequestError:  # no longer a person Slack can message (deactivated, say)
+            return replace(row, state="failed", post_at=None, message_id=None)
+        settings = await self.store.get_settings(booking.team_id, held.user_id)
+        zone = settings.time_zone or person.time_zone
+        when = quiet_until(now, settings.working_hours, zone)
+        previous = known_start if kind == NoteKind.MOVED else None
+        text = messenger.text(Note(kind, booking, previous_start=previous))
+        return await self._place(messenger, held, row, text, when or now, now, urgent=when is None)
+
+    # -- placing a message with the messenger --
+
+    async def _place(
+        self,
+        messenger: Messenger,
+        held: BookingMessage,
+        row: BookingMessage,
+        text: str | None,
+        at: datetime | None,
+        now: datetime,
+        *,
+        urgent: bool,
+    ) -> BookingMessage:
+        """Make the messenger hold exactly ``text`` for ``at`` for this row (nothing when
+        ``text`` is None); ``urgent`` with ``at`` now posts at once. The row as it ends."""
+        digest = _digest(text)
+        kept = await self._take_back(messenger, held, at, digest, now)
+        base = replace(row, post_at=at, digest=digest, message_id=None)
+        if text is None or at is None:
+            return replace(base, state="none", post_at=None)
+        if kept is not None:
+            return replace(base, state="scheduled", message_id=kept)
+        try:
+            channel = held.channel_id or await messenger.direct_channel(held.user_id)
+        except MessageRefused:
+            return replace(base, state="failed")  # nobody to write to: not worth retrying
+        base = replace(base, channel_id=channel)
+        if urgent and at <= now:
+            # Recorded first: a crash mid-post leaves "posting", never posted again.
+            await self.store.save_booking_message(replace(base, state="posting"), release=False)
+            try:
+                await messenger.post(channel, text)
+            except MessageRefused:
+                return replace(base, state="failed")
+            return replace(base, state="posted")
+        if at > now + self.schedule_limit:
+            return replace(base, state="waiting")  # the reconcile schedules it once in range
+        await self.store.save_booking_message(replace(base, state="pending"), release=False)
+        try:
+            message_id = await messenger.schedule(channel, text, at)
+        except MessageRefused as refused:
+            if refused.reason == "too_far":
+                return replace(base, state="waiting")
+            if refused.reason == "in_past" and not urgent:
+                await messenger.post(channel, text)  # a notice due this very moment
+                return replace(base, state="posted")
+            return replace(base, state="none" if refused.reason == "in_past" else "failed")
+        return replace(base, state="scheduled", message_id=message_id)
+
+    async def _take_back(
+        self,
+        messenger: Messenger,
+        held: BookingMessage,
+        at: datetime | None,
+        digest: str | None,
+        now: datetime,
+    ) -> str | None:
+        """Take back what the messenger may hold for this row, except a message that is
+        exactly the one wanted (``digest`` for ``at``): its id is returned."""
+        wanted = at is not None and held.post_at == at and held.digest == digest
+        channel, due = held.channel_id, held.post_at
+        if channel is None or due is None or due <= now:
+            return None  # nothing held, or it has gone out already
+        if held.state == "scheduled" and held.message_id:
+            if wanted:
+                return held.message_id
+            await messenger.unschedule(channel, held.message_id)
+        elif held.state == "pending":
+            # A worker stopped between asking and recording the answer: find what it left.
+            kept = None
+            for message_id, text in await messenger.scheduled_at(channel, due):
+                if _digest(text) != held.digest:
+                    continue
+                if wanted and kept is None:
+                    kept = message_id
+                else:
+                    await messenger.unschedule(channel, message_id)
+            return kept
+        return None
+
+
+async def _logged(kind: str, step: Awaitable[None]) -> None:
+    try:
+        await step
+    except Exception as exc:  # noqa: BLE001 - one person's message must not stop the rest
+        # Left for the reconcile; the type only: messages may carry people's text.
+        logger.warning("could not bring a %s in step yet: %s", kind, type(exc).__name__)

@@ -1,0 +1,186 @@
+"""The store's booking_messages on SQLite and PostgreSQL: leases on each person's reminder and
+notice, their saved progress, and which bookings the reconcile must bring in step."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot import store as store_module
+from bot.models import TimeSlot
+from bot.store import BookingMessage, Store
+from tests.bot.test_store import NOW, make_booking, slot_at
+
+LEASE = timedelta(seconds=60)
+HORIZON = timedelta(days=120)
+
+
+async def confirmed(store: Store, key: str = "booking-1", **changes: object) -> None:
+    """A delivered booking of U1 with U2 and U3 on 1 December."""
+    booking = make_booking(key, **changes)  # type: ignore[arg-type]
+    await store.claim_booking(booking)
+    await store.mark_booking_created(
+        booking.team_id, key, uid=booking.uid, schedule=booking.schedule, event_link=None
+    )
+    await store.finish_delivery(booking.team_id, key, channel_id="C1", message_ts="1.2")
+
+
+async def in_step(store: Store, key: str, user: str, kind: str, **changes: object) -> None:
+    """Claim the row and save it as brought in step with sequence 0 (scheduled)."""
+    held = await store.claim_booking_message("T1", key, user, kind, NOW, NOW + LEASE)
+    assert held is not None
+    fields: dict[str, object] = {"state": "scheduled", "sequence": 0, **changes}
+    await store.save_booking_message(replace(held, **fields), release=True)  # type: ignore[arg-type]
+
+
+async def test_a_claim_holds_the_row_until_released(store: Store) -> None:
+    """The first claim gets a new row; a second, while leased, gets None; after the release
+    the next claim sees what the first saved, every field as written."""
+    await confirmed(store)
+    first = await store.claim_booking_message("T1", "booking-1", "U2", "notice", NOW, NOW + LEASE)
+    assert first == BookingMessage("T1", "booking-1", "U2", "notice")
+    assert (
+        await store.claim_booking_message("T1", "booking-1", "U2", "notice", NOW, NOW + LEASE)
+        is None
+    )
+    post_at = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+    saved = replace(
+        first,
+        state="scheduled",
+        sequence=2,
+        post_at=post_at,
+        channel_id="D1",
+        message_id="Q1",
+        digest="d" * 64,
+        note="moved",
+        about_start=slot_at(16).start,
+        told_note="booked",
+        told_start=slot_at(15).start,
+    )
+    await store.save_booking_message(saved, release=True)
+    again = await store.claim_booking_message("T1", "booking-1", "U2", "notice", NOW, NOW + LEASE)
+    assert again == saved
+    assert again.post_at is not None and again.post_at.tzinfo is not None
+    # The reminder of the same person is a row of its own.
+    assert await store.claim_booking_message(
+        "T1", "booking-1", "U2", "reminder", NOW, NOW + LEASE
+    ) == BookingMessage("T1", "booking-1", "U2", "reminder")
+
+
+async def test_a_lapsed_lease_is_taken_over(store: Store) -> None:
+    """A worker that died frees the row when its lease lapses."""
+    await confirmed(store)
+    assert await store.claim_booking_message("T1", "booking-1", "U1", "reminder", NOW, NOW + LEASE)
+    later = NOW + LEASE
+    taken = await store.claim_booking_message(
+        "T1", "booking-1", "U1", "reminder", later, later + LEASE
+    )
+    assert taken is not None and taken.lease_until == NOW + LEASE
+
+
+async def test_racing_claims_give_the_row_to_one(store: Store) -> None:
+    """Eight concurrent claims of one row: exactly one wins."""
+    await confirmed(store)
+    claims = await asyncio.gather(
+        *(
+            store.claim_booking_message("T1", "booking-1", "U3", "notice", NOW, NOW + LEASE)
+            for _ in range(8)
+        )
+    )
+    assert sum(claim is not None for claim in claims) == 1
+
+
+async def test_bookings_owing_messages(store: Store) -> None:
+    """A delivered future booking is owed messages until every person's reminder and every
+    attendee's notice is in step; a row behind (another sequence, unfinished, or waiting
+    and now within reach) puts it back; a leased row keeps it off the list."""
+    await confirmed(store)
+    owing = store.bookings_owing_messages
+    assert await owing(NOW, HORIZON) == [("T1", "booking-1")]
+
+    for user in ("U1", "U2", "U3"):
+        await in_step(store, "booking-1", user, "reminder")
+    for user in ("U2", "U3"):
+        assert await owing(NOW, HORIZON) == [("T1", "booking-1")], "a notice is missing"
+        await in_step(store, "booking-1", user, "notice")
+    assert await owing(NOW, HORIZON) == [], "the organizer gets no notice"
+
+    await in_step(store, "booking-1", "U2", "reminder", sequence=-1)
+    assert await owing(NOW, HORIZON) == [("T1", "booking-1")], "made for another sequence"
+    await in_step(store, "booking-1", "U2", "reminder", state="pending")
+    assert await owing(NOW, HORIZON) == [("T1", "booking-1")], "a worker stopped midway"
+    held = await store.claim_booking_message("T1", "booking-1", "U2", "reminder", NOW, NOW + LEASE)
+    assert held is not None
+    assert await owing(NOW, HORIZON) == [], "leased: someone is on it"
+    await store.release_booking_message("T1", "booking-1", "U2", "reminder")
+
+    await in_step(store, "booking-1", "U2", "reminder")
+    after_start = slot_at(15).start
+    await in_step(store, "booking-1", "U3", "reminder", state="pending")
+    assert await owing(after_start, HORIZON) == [], "it started: nothing owed any more"
+
+
+async def test_a_reminder_waiting_beyond_reach_is_owed_once_within_it(store: Store) -> None:
+    """A reminder 130 days ahead waits; 120 days before it, its booking is owed again."""
+    start = NOW + timedelta(days=130, minutes=10)
+    await confirmed(store, slot=TimeSlot(start, start + timedelta(minutes=30)))
+    for user in ("U1", "U2", "U3"):
+        far = start - timedelta(minutes=10)
+        await in_step(store, "booking-1", user, "reminder", state="waiting", post_at=far)
+    for user in ("U2", "U3"):
+        await in_step(store, "booking-1", user, "notice", state="posted")
+    assert await store.bookings_owing_messages(NOW, HORIZON) == [], "too far to schedule yet"
+    within = far - HORIZON
+    assert await store.bookings_owing_messages(within, HORIZON) == [("T1", "booking-1")]
+
+
+async def test_a_cancelled_booking_owes_until_its_rows_follow(store: Store) -> None:
+    """Cancelled (sequence 1): rows made for sequence 0 are behind; once saved for sequence
+    1 they are not. A cancelled booking without rows owes nothing."""
+    await confirmed(store)
+    await confirmed(store, "booking-2", slot=slot_at(17))
+    await in_step(store, "booking-1", "U2", "notice")
+    for key in ("booking-1", "booking-2"):
+        assert await store.cancel_booking("T1", key, expect_sequence=0) is not None
+    assert await store.bookings_owing_messages(NOW, HORIZON) == [("T1", "booking-1")]
+    await in_step(store, "booking-1", "U2", "notice", sequence=1, state="none")
+    assert await store.bookings_owing_messages(NOW, HORIZON) == []
+
+
+async def test_rows_belong_to_their_team(store: Store) -> None:
+    """Another team's booking with the same key is another row."""
+    await confirmed(store)
+    await confirmed(store, team_id="T2")
+    await in_step(store, "booking-1", "U1", "reminder")
+    assert [m.kind for m in await store.booking_messages_of("T1", "booking-1")] == ["reminder"]
+    assert await store.booking_messages_of("T2", "booking-1") == []
+    assert ("T2", "booking-1") in await store.bookings_owing_messages(NOW, HORIZON)
+
+
+async def test_migrating_records_that_attendees_of_earlier_bookings_know_of_them(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database with a delivered booking from before step 6: after it, each attendee's
+    notice row says they know of it (no belated notice); reminders are still owed."""
+    with monkeypatch.context() as before:
+        before.setattr(store_module, "_MIGRATIONS", store_module._MIGRATIONS[:-1])
+        before.setattr(store_module, "LATEST_VERSION", store_module._MIGRATIONS[-2][0])
+        old = await Store.open(database_url)
+        try:
+            await confirmed(old)
+        finally:
+            await old.close()
+    store = await Store.open(database_url)
+    try:
+        rows = await store.booking_messages_of("T1", "booking-1")
+        assert [(r.user_id, r.kind, r.state, r.note) for r in rows] == [
+            ("U2", "notice", "none", "booked"),
+            ("U3", "notice", "none", "booked"),
+        ]
+        assert all(r.about_start == slot_at(15).start and r.sequence == 0 for r in rows)
+        assert await store.bookings_owing_messages(NOW, HORIZON) == [("T1", "booking-1")]
+    finally:
+        await store.close()
