@@ -79,6 +79,10 @@ class InviteDetails:
     url: str | None = None
     sequence: int = 0
     rrule: str | None = None  # "RRULE:FREQ=..." or "FREQ=..."
+    #: Occurrences the series skips (cancelled on their own): EXDATE.
+    exdates: tuple[datetime, ...] = ()
+    #: Set for one occurrence of a series (same UID): its original start, RECURRENCE-ID.
+    recurrence_id: datetime | None = None
 
     def __post_init__(self) -> None:
         require_aware(self.start, "start")
@@ -90,6 +94,12 @@ class InviteDetails:
         if not self.uid.strip():
             raise ValueError("an invite needs a UID")
         zone_of(self.time_zone)  # raises for an unknown zone name
+        if self.recurrence_id is not None:
+            require_aware(self.recurrence_id, "recurrence_id")
+            if self.rrule:
+                raise ValueError("one occurrence (RECURRENCE-ID) carries no RRULE")
+        for moment in self.exdates:
+            require_aware(moment, "exdate")
 
 
 class _Text(vText):
@@ -119,18 +129,26 @@ def build_invite(
     *,
     method: Method = "REQUEST",
     stamp: datetime,
+    occurrences: Sequence[InviteDetails] = (),
 ) -> bytes:
     """The .ics bytes for one booking: REQUEST (new or moved), CANCEL, or PUBLISH.
 
     ``stamp`` becomes DTSTAMP. Every iTIP method needs the organizer's email; without a
     usable one this raises ``ValueError``, as it does for a malformed RRULE or URL.
+    ``occurrences`` follow ``details`` (a series) as VEVENTs of their own: the occurrences
+    moved on their own, each with the series' UID and its RECURRENCE-ID (RFC 5545 3.8.4.4).
+    A CANCEL of one occurrence is ``details`` with ``recurrence_id`` (RFC 5546 3.2.5).
     """
     if method not in ("REQUEST", "CANCEL", "PUBLISH"):
         raise ValueError(f"unsupported iTIP method {method!r}")
+    for occurrence in occurrences:
+        if occurrence.recurrence_id is None or occurrence.uid != details.uid:
+            raise ValueError("an occurrence needs the series' UID and a RECURRENCE-ID")
     calendar = _new_calendar(method)
-    for component in _timezones([details]):
-        calendar.add_component(component)
-    calendar.add_component(_event(details, method, stamp))
+    for zone in _timezones([details, *occurrences]):
+        calendar.add_component(zone)
+    for part in (details, *occurrences):
+        calendar.add_component(_event(part, method, stamp))
     return bytes(calendar.to_ical())
 
 
@@ -180,8 +198,12 @@ def _event(details: InviteDetails, method: Method, stamp: datetime) -> Event:
     event.add("DTSTAMP", stamp.astimezone(UTC).replace(microsecond=0))
     event.add("DTSTART", _event_time(details.start, details.time_zone))
     event.add("DTEND", _event_time(details.end, details.time_zone))
+    if details.recurrence_id is not None:
+        event.add("RECURRENCE-ID", _event_time(details.recurrence_id, details.time_zone))
     if details.rrule:
         event.add("RRULE", _recurrence(details.rrule, details.time_zone))
+        for moment in details.exdates:
+            event.add("EXDATE", _event_time(moment, details.time_zone))
     title = _clean_text(details.title or "").strip() or "Meeting"
     event.add("SUMMARY", _Text(title), {"LANGUAGE": "en-us"})
 

@@ -16,6 +16,7 @@ __all__ = [
     "Booking",
     "BookingState",
     "MeetingRequest",
+    "OccurrenceChange",
     "Participant",
     "ScheduleObject",
     "SchedulePoint",
@@ -370,6 +371,42 @@ class BookingState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class OccurrenceChange:
+    """One occurrence of a recurring booking changed on its own: moved to ``slot``, or
+    cancelled (``slot`` None). ``original_start`` is where the rule puts it (its RECURRENCE-ID);
+    ``sequence`` is the booking's SEQUENCE when it changed."""
+
+    original_start: datetime
+    slot: TimeSlot | None
+    sequence: int
+
+    def __post_init__(self) -> None:
+        require_aware(self.original_start, "original_start")
+
+    @property
+    def cancelled(self) -> bool:
+        return self.slot is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "original_start": self.original_start.astimezone(UTC).isoformat(),
+            "start": self.slot.start.astimezone(UTC).isoformat() if self.slot else None,
+            "end": self.slot.end.astimezone(UTC).isoformat() if self.slot else None,
+            "sequence": self.sequence,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OccurrenceChange:
+        start, end = data.get("start"), data.get("end")
+        slot = (
+            TimeSlot(datetime.fromisoformat(start), datetime.fromisoformat(end))
+            if start and end
+            else None
+        )
+        return cls(datetime.fromisoformat(data["original_start"]), slot, int(data["sequence"]))
+
+
+@dataclass(frozen=True, slots=True)
 class Booking:
     """A meeting Slotbot booked: one per booking key, whatever happens on the way."""
 
@@ -387,7 +424,17 @@ class Booking:
     thread_ts: str | None = None
     message_ts: str | None = None
     event_link: str | None = None
+    #: Occurrences of a recurring booking moved or cancelled on their own, by original start.
+    exceptions: tuple[OccurrenceChange, ...] = ()
 
     @property
     def slot(self) -> TimeSlot:
+        """The (first) meeting's time; a series' first occurrence."""
         return self.schedule.slot
+
+    @property
+    def recurring(self) -> bool:
+        return bool(self.schedule.recurrence)
+
+    def exception_at(self, original_start: datetime) -> OccurrenceChange | None:
+        return next((c for c in self.exceptions if c.original_start == original_start), None)

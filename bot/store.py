@@ -26,12 +26,22 @@ from bot.calendars import Attendee, CalendarEvent
 from bot.models import (
     Booking,
     BookingState,
+    OccurrenceChange,
     ScheduleObject,
     ScheduleObjectJSON,
     TimeSlot,
     WorkingHours,
     require_aware,
     zone_of,
+)
+from bot.recurrence import (
+    FOREVER,
+    booking_occurrences,
+    checked_starts,
+    occurrence_id,
+    rule_of,
+    series_end,
+    starts_between,
 )
 
 __all__ = [
@@ -556,6 +566,25 @@ def _define_v6(md: sa.MetaData) -> None:
     )
 
 
+def _v7_columns() -> dict[str, list[sa.Column[Any]]]:
+    """What migration 7 adds: recurring bookings and events (series end, one-off changes)."""
+    return {
+        "bookings": [
+            # When a series' last occurrence ends (FOREVER without one); NULL for one meeting.
+            sa.Column("series_end_at", UTCDateTime()),
+            # Occurrences moved or cancelled on their own (OccurrenceChange.to_json each).
+            sa.Column("exceptions", _JSON),
+        ],
+        "local_events": [
+            sa.Column("series_end_at", UTCDateTime()),
+            # An override row (one occurrence changed): the series' event id and the
+            # occurrence's original start; its own event id is "<series id>_<YYYYMMDDTHHMMSSZ>".
+            sa.Column("recurring_event_id", sa.String(1024)),
+            sa.Column("original_start_at", UTCDateTime()),
+        ],
+    }
+
+
 _V1 = sa.MetaData()
 _define_v1(_V1)
 _V3 = sa.MetaData()
@@ -569,7 +598,7 @@ _define_v6(_V6)
 metadata = sa.MetaData()
 _define_v1(metadata)
 _define_v3(metadata)
-for _table, _columns in _v4_columns().items():
+for _table, _columns in (*_v4_columns().items(), *_v7_columns().items()):
     for _column in _columns:
         metadata.tables[_table].append_column(_column)
 offers = metadata.tables["offers"]
@@ -607,8 +636,12 @@ async def _create_v3(conn: AsyncConnection) -> None:
 
 
 async def _add_v4(conn: AsyncConnection) -> None:
+    await _add_columns(conn, _v4_columns())
+
+
+async def _add_columns(conn: AsyncConnection, tables: dict[str, list[sa.Column[Any]]]) -> None:
     dialect = conn.dialect
-    for table, columns in _v4_columns().items():
+    for table, columns in tables.items():
         for column in columns:
             kind = column.type.dialect_impl(dialect)
             if isinstance(kind, UTCDateTime):
@@ -668,6 +701,30 @@ async def _create_v6(conn: AsyncConnection) -> None:
     await conn.execute(table.insert().from_select(columns, known))
 
 
+async def _add_v7(conn: AsyncConnection) -> None:
+    await _add_columns(conn, _v7_columns())
+    # Series stored before: their end is unknown here, so they count as endless (busy time may
+    # then look for them too far ahead, never too little).
+    for table in (bookings, local_events):
+        keys = list(table.primary_key.columns)
+        rows = (await conn.execute(sa.select(*keys, *_recurrence_columns(table)))).all()
+        for row in rows:
+            if _recurrence_of(table, row):
+                await conn.execute(
+                    table.update()
+                    .where(*(column == getattr(row, column.name) for column in keys))
+                    .values(series_end_at=FOREVER)
+                )
+
+
+def _recurrence_columns(table: sa.Table) -> list[sa.Column[Any]]:
+    return [table.c.schedule] if table is bookings else [table.c.recurrence]
+
+
+def _recurrence_of(table: sa.Table, row: sa.Row[Any]) -> Any:
+    return (row.schedule or {}).get("recurrence") if table is bookings else row.recurrence
+
+
 _Migration = Callable[[AsyncConnection], Any]
 
 # The ordered history of the schema: (version, what it does, the step). Append only.
@@ -677,8 +734,8 @@ _MIGRATIONS: tuple[tuple[int, str, _Migration], ...] = (
     (3, "Google accounts, used OAuth states, pending requests", _create_v3),
     (4, "booking delivery progress and lease, Slack event leases", _add_v4),
     (5, "webhook outbox", _create_v5),
-    # 6 is another branch's step; numbers are assigned so that merges do not collide.
     (6, "reminders and notices owed per booking and person", _create_v6),
+    (7, "recurring bookings and events: series end, occurrence changes", _add_v7),
 )
 LATEST_VERSION = _MIGRATIONS[-1][0]
 
@@ -941,6 +998,8 @@ class Store:
             "message_ts": booking.message_ts,
             "event_link": booking.event_link,
             "reply_to": dict(reply_to) if reply_to is not None else None,
+            "series_end_at": _series_end(booking.schedule),
+            "exceptions": [change.to_json() for change in booking.exceptions] or None,
             "created_at": now,
             "updated_at": now,
         }
@@ -989,26 +1048,28 @@ class Store:
                 await conn.execute(
                     sa.select(sa.func.pg_advisory_xact_lock(_lock_key(booking.team_id, user)))
                 )
-        clash = (
+        # A series must be clear on the occurrences it was offered for (the ones checked).
+        wanted = _claimed_slots(booking, slot)
+        low, high = min(s.start for s in wanted), max(s.end for s in wanted)
+        rows = (
             await conn.execute(
-                sa.select(bookings.c.key)
-                .join(
-                    booking_members,
-                    _membership(),
-                )
+                sa.select(bookings)
+                .join(booking_members, _membership())
                 .where(
                     bookings.c.team_id == booking.team_id,
                     booking_members.c.user_id.in_(members),
                     bookings.c.key != booking.key,
                     bookings.c.state != BookingState.CANCELLED.value,
-                    bookings.c.start_at < slot.end,
-                    bookings.c.end_at > slot.start,
+                    bookings.c.start_at < high,
+                    _series_or_end() > low,
                 )
-                .limit(1)
             )
-        ).first()
-        if clash is not None:
-            raise BookingConflict(booking.key, str(clash[0]))
+        ).all()
+        for row in rows:
+            other = _booking_from_row(row)
+            for occurrence in booking_occurrences(other, low, high):
+                if any(occurrence.slot.overlaps(mine) for mine in wanted):
+                    raise BookingConflict(booking.key, other.key)
 
     async def move_booking(
         self, team_id: str, key: str, *, schedule: ScheduleObject, expect_sequence: int
@@ -1043,6 +1104,9 @@ class Store:
                     schedule=schedule.to_json(),
                     start_at=slot.start,
                     end_at=slot.end,
+                    series_end_at=_series_end(schedule),
+                    # A series moved as a whole starts afresh: its one-off changes go.
+                    exceptions=None,
                     sequence=expect_sequence + 1,
                     updated_at=self._clock(),
                 )
@@ -1051,6 +1115,55 @@ class Store:
                 return None
             moved = (await conn.execute(sa.select(bookings).where(*where))).one()
         return _booking_from_row(moved)
+
+    async def change_occurrence(
+        self, team_id: str, key: str, change: OccurrenceChange, *, expect_sequence: int
+    ) -> Booking | None:
+        """Move (``change.slot``) or cancel (None) one occurrence of a live recurring booking,
+        keep it among the booking's exceptions (replacing an earlier change of that occurrence)
+        and raise the booking's sequence to ``change.sequence``.
+
+        A compare-and-set on ``expect_sequence`` like ``move_booking``; a moved occurrence is
+        checked for overlaps with anyone's other live bookings under the same locks.
+        """
+        where = (bookings.c.team_id == team_id, bookings.c.key == key)
+        live = bookings.c.state.in_([BookingState.CREATED.value, BookingState.CONFIRMED.value])
+        async with self._write() as conn:
+            row = (await conn.execute(sa.select(bookings).where(*where))).first()
+            if row is None:
+                return None
+            current = _booking_from_row(row)
+            if current.sequence != expect_sequence or current.state not in (
+                BookingState.CREATED,
+                BookingState.CONFIRMED,
+            ):
+                return None
+            if change.slot is not None:
+                members = sorted({current.organizer_id, *current.participant_ids})
+                single = replace(
+                    current,
+                    schedule=ScheduleObject.from_slot(change.slot, "UTC"),
+                    exceptions=(),
+                )
+                await self._check_free(conn, single, members, change.slot)
+            kept = [c for c in current.exceptions if c.original_start != change.original_start]
+            changes = sorted([*kept, change], key=lambda c: c.original_start)
+            ends = [_series_end(current.schedule) or current.slot.end]
+            ends += [c.slot.end for c in changes if c.slot is not None]
+            result = await conn.execute(
+                bookings.update()
+                .where(*where, live, bookings.c.sequence == expect_sequence)
+                .values(
+                    exceptions=[c.to_json() for c in changes],
+                    series_end_at=max(ends),
+                    sequence=change.sequence,
+                    updated_at=self._clock(),
+                )
+            )
+            if not result.rowcount:
+                return None
+            changed = (await conn.execute(sa.select(bookings).where(*where))).one()
+        return _booking_from_row(changed)
 
     async def cancel_booking(
         self, team_id: str, key: str, *, expect_sequence: int
@@ -1085,9 +1198,10 @@ class Store:
     async def booked_intervals(
         self, team_id: str, user_ids: Sequence[str], start: datetime, end: datetime
     ) -> dict[str, list[TimeSlot]]:
-        """Each person's live (not cancelled) bookings overlapping ``[start, end)``."""
+        """Each person's live (not cancelled) bookings overlapping ``[start, end)``; a series
+        counts with each occurrence, moved ones where they went and cancelled ones not at all."""
         query = (
-            sa.select(booking_members.c.user_id, bookings.c.start_at, bookings.c.end_at)
+            sa.select(booking_members.c.user_id, bookings)
             .join(
                 bookings,
                 _membership(),
@@ -1097,13 +1211,15 @@ class Store:
                 booking_members.c.user_id.in_(list(user_ids)),
                 bookings.c.state != BookingState.CANCELLED.value,
                 bookings.c.start_at < end,
-                bookings.c.end_at > start,
+                _series_or_end() > start,
             )
         )
         found: dict[str, list[TimeSlot]] = {}
         async with self._read() as conn:
-            for user_id, begin, finish in (await conn.execute(query)).all():
-                found.setdefault(user_id, []).append(TimeSlot(begin, finish))
+            rows = (await conn.execute(query)).all()
+        for row in rows:
+            for occurrence in booking_occurrences(_booking_from_row(row), start, end):
+                found.setdefault(row.user_id, []).append(occurrence.slot)
         return found
 
     async def get_booking(self, team_id: str, key: str) -> Booking | None:
@@ -1125,6 +1241,7 @@ class Store:
         sequence: int | None = None,
         schedule: ScheduleObject | None = None,
         uid: str | None = None,
+        exceptions: Sequence[OccurrenceChange] | None = None,
         channel_id: str | _Unset | None = _UNSET,
         thread_ts: str | _Unset | None = _UNSET,
         message_ts: str | _Unset | None = _UNSET,
@@ -1144,7 +1261,14 @@ class Store:
             values["uid"] = uid
         if schedule is not None:
             slot = schedule.slot
-            values.update(schedule=schedule.to_json(), start_at=slot.start, end_at=slot.end)
+            values.update(
+                schedule=schedule.to_json(),
+                start_at=slot.start,
+                end_at=slot.end,
+                series_end_at=_series_end(schedule),
+            )
+        if exceptions is not None:
+            values["exceptions"] = [change.to_json() for change in exceptions] or None
         for name, value in (
             ("channel_id", channel_id),
             ("thread_ts", thread_ts),
@@ -1172,7 +1296,8 @@ class Store:
         include_cancelled: bool = False,
         limit: int = 50,
     ) -> list[Booking]:
-        """Bookings the user organizes or attends that end after ``after``, soonest first."""
+        """Bookings the user organizes or attends that end after ``after``, soonest first (a
+        series until its last occurrence ends, in the order of its first)."""
         query = (
             sa.select(bookings)
             .join(
@@ -1182,7 +1307,7 @@ class Store:
             .where(
                 booking_members.c.team_id == team_id,
                 booking_members.c.user_id == user_id,
-                bookings.c.end_at > after,
+                _series_or_end() > after,
             )
             .order_by(bookings.c.start_at, bookings.c.key)
             .limit(limit)
@@ -1882,27 +2007,77 @@ class Store:
             result = await conn.execute(local_events.update().where(*where).values(**values))
             if not result.rowcount:
                 return None
+            await _drop_attendees(conn, team_id, event.calendar_id, [event.event_id])
+            await _index_attendees(conn, team_id, event)
+            # A series changed as a whole starts afresh: its one-off occurrence changes go.
+            overrides = _overrides_of(team_id, event.calendar_id, event.event_id)
+            ids = (await conn.execute(sa.select(local_events.c.event_id).where(*overrides))).all()
+            if ids:
+                await _drop_attendees(conn, team_id, event.calendar_id, [i[0] for i in ids])
+                await conn.execute(local_events.delete().where(*overrides))
+            return await _select_local_event(conn, team_id, event.calendar_id, event.event_id)
+
+    async def put_local_occurrence(
+        self,
+        team_id: str,
+        calendar_id: str,
+        event_id: str,
+        original_start: datetime,
+        event: CalendarEvent | None,
+    ) -> LocalEvent | None:
+        """Move one occurrence of a local series to ``event``'s time (None: cancel it) with an
+        override row ``<event_id>_<YYYYMMDDTHHMMSSZ>``; None when the series is unknown."""
+        instance_id = f"{event_id}_{occurrence_id(original_start)}"
+        now = self._clock()
+        async with self._write() as conn:
+            series = await _select_local_event(conn, team_id, calendar_id, event_id)
+            if series is None:
+                return None
+            base = series.event if event is None else event
+            override = CalendarEvent(
+                event_id=instance_id,
+                calendar_id=calendar_id,
+                summary=base.summary,
+                start=base.start if event is not None else original_start,
+                end=base.end if event is not None else original_start + series.event.slot.duration,
+                time_zone=base.time_zone,
+                description=base.description,
+                attendees=base.attendees,
+                organizer=base.organizer,
+                sequence=max(base.sequence, series.event.sequence),
+            )
+            values = {
+                **_local_event_values(override),
+                "recurring_event_id": event_id,
+                "original_start_at": original_start,
+                "status": (EventStatus.CANCELLED if event is None else EventStatus.CONFIRMED).value,
+                "updated_at": now,
+            }
+            key = _local_event_key(team_id, calendar_id, instance_id)
+            await conn.execute(local_events.delete().where(*key))
+            await _drop_attendees(conn, team_id, calendar_id, [instance_id])
             await conn.execute(
-                local_event_attendees.delete().where(
-                    local_event_attendees.c.team_id == team_id,
-                    local_event_attendees.c.calendar_id == event.calendar_id,
-                    local_event_attendees.c.event_id == event.event_id,
+                local_events.insert().values(
+                    **values, team_id=team_id, ical_uid=series.ical_uid, created_at=now
                 )
             )
-            await _index_attendees(conn, team_id, event)
-            return await _select_local_event(conn, team_id, event.calendar_id, event.event_id)
+            await _index_attendees(conn, team_id, override)
+            return await _select_local_event(conn, team_id, calendar_id, instance_id)
 
     async def cancel_local_event(
         self, team_id: str, calendar_id: str, event_id: str
     ) -> LocalEvent | None:
-        """Mark a local event cancelled (it stops being busy); None if unknown."""
+        """Mark a local event cancelled (it stops being busy), a series with every occurrence
+        changed on its own; None if unknown."""
         where = _local_event_key(team_id, calendar_id, event_id)
+        live = local_events.c.status != EventStatus.CANCELLED.value
         async with self._write() as conn:
-            await conn.execute(
-                local_events.update()
-                .where(*where, local_events.c.status != EventStatus.CANCELLED.value)
-                .values(status=EventStatus.CANCELLED.value, updated_at=self._clock())
-            )
+            for match in (where, _overrides_of(team_id, calendar_id, event_id)):
+                await conn.execute(
+                    local_events.update()
+                    .where(*match, live)
+                    .values(status=EventStatus.CANCELLED.value, updated_at=self._clock())
+                )
             return await _select_local_event(conn, team_id, calendar_id, event_id)
 
     async def get_local_event(
@@ -1920,14 +2095,15 @@ class Store:
         *,
         include_cancelled: bool = False,
     ) -> list[LocalEvent]:
-        """Events in ``person``'s calendar or attended by them that overlap ``[start, end)``."""
+        """Events in ``person``'s calendar or attended by them that overlap ``[start, end)``;
+        a series as one event per occurrence (its times), moved ones as their override."""
         query = (
             sa.select(local_events)
             .where(
                 local_events.c.team_id == team_id,
                 _owned_or_attended(team_id, [person]),
                 local_events.c.start_at < end,
-                local_events.c.end_at > start,
+                _local_series_or_end() > start,
             )
             .order_by(local_events.c.start_at, local_events.c.event_id)
         )
@@ -1935,7 +2111,18 @@ class Store:
             query = query.where(local_events.c.status != EventStatus.CANCELLED.value)
         async with self._read() as conn:
             rows = (await conn.execute(query)).all()
-        return [_local_event_from_row(row) for row in rows]
+            changed = await _overridden(conn, team_id, rows)
+        found: list[LocalEvent] = []
+        for row in rows:
+            stored = _local_event_from_row(row)
+            if row.series_end_at is None:
+                if row.end_at > start:
+                    found.append(stored)
+                continue
+            for slot in _occurrences(row, changed, start, end):
+                event = replace(stored.event, start=slot.start, end=slot.end)
+                found.append(replace(stored, event=event))
+        return sorted(found, key=lambda e: (e.event.start, e.event.event_id))
 
     async def busy_intervals(
         self, team_id: str, calendar_ids: Sequence[str], start: datetime, end: datetime
@@ -1943,7 +2130,8 @@ class Store:
         """Busy time within ``[start, end)`` for each id, merged and sorted.
 
         An id is busy during the live events of the calendar with that id and the events it
-        attends (ids with an ``@`` match attendee emails, case-insensitively).
+        attends (ids with an ``@`` match attendee emails, case-insensitively); a recurring
+        event during each occurrence, a moved one where it went, a cancelled one not at all.
         """
         require_aware(start, "start")
         require_aware(end, "end")
@@ -1955,18 +2143,23 @@ class Store:
             local_events.c.team_id == team_id,
             local_events.c.status != EventStatus.CANCELLED.value,
             local_events.c.start_at < end,
-            local_events.c.end_at > start,
+            _local_series_or_end() > start,
         )
-        owned = sa.select(
-            local_events.c.calendar_id.label("who"), local_events.c.start_at, local_events.c.end_at
-        ).where(local_events.c.calendar_id.in_(wanted), *live)
+        columns = (
+            local_events.c.calendar_id,
+            local_events.c.event_id,
+            local_events.c.start_at,
+            local_events.c.end_at,
+            local_events.c.time_zone,
+            local_events.c.recurrence,
+            local_events.c.series_end_at,
+        )
+        owned = sa.select(local_events.c.calendar_id.label("who"), *columns).where(
+            local_events.c.calendar_id.in_(wanted), *live
+        )
         by_attendee = {_attendee_key(key): key for key in wanted}
         attended = (
-            sa.select(
-                local_event_attendees.c.attendee.label("who"),
-                local_events.c.start_at,
-                local_events.c.end_at,
-            )
+            sa.select(local_event_attendees.c.attendee.label("who"), *columns)
             .join(local_events, _attendance_join())
             .where(
                 local_event_attendees.c.team_id == team_id,
@@ -1977,11 +2170,17 @@ class Store:
         async with self._read() as conn:
             owned_rows = (await conn.execute(owned)).all()
             attended_rows = (await conn.execute(attended)).all()
+            changed = await _overridden(conn, team_id, [*owned_rows, *attended_rows])
         raw: dict[str, list[TimeSlot]] = {key: [] for key in wanted}
-        for who, begin, finish in owned_rows:
-            raw[who].append(TimeSlot(max(begin, start), min(finish, end)))
-        for who, begin, finish in attended_rows:
-            raw[by_attendee[who]].append(TimeSlot(max(begin, start), min(finish, end)))
+        for rows, who_of in ((owned_rows, lambda w: w), (attended_rows, by_attendee.__getitem__)):
+            for row in rows:
+                if row.series_end_at is None:
+                    pieces = [TimeSlot(row.start_at, row.end_at)] if row.end_at > start else []
+                else:
+                    pieces = _occurrences(row, changed, start, end)
+                raw[who_of(row.who)].extend(
+                    TimeSlot(max(p.start, start), min(p.end, end)) for p in pieces
+                )
         for key, slots in raw.items():
             result[key] = merge_slots(slots)
         return result
@@ -2110,7 +2309,28 @@ def _booking_from_row(row: sa.Row[Any]) -> Booking:
         thread_ts=row.thread_ts,
         message_ts=row.message_ts,
         event_link=row.event_link,
+        exceptions=tuple(OccurrenceChange.from_json(c) for c in row.exceptions or ()),
     )
+
+
+def _series_end(schedule: ScheduleObject) -> datetime | None:
+    return series_end(schedule.recurrence, schedule.slot, schedule.start_time.time_zone)
+
+
+def _series_or_end() -> sa.ColumnElement[Any]:
+    """When a booking's last meeting ends: its series' end, or its own for a single one."""
+    return sa.func.coalesce(bookings.c.series_end_at, bookings.c.end_at)
+
+
+def _claimed_slots(booking: Booking, slot: TimeSlot) -> list[TimeSlot]:
+    """The meetings a claim or move must find free: a single slot, or the checked
+    occurrences of a series starting at ``slot``."""
+    rule = rule_of(booking.schedule.recurrence)
+    zone = booking.schedule.start_time.time_zone
+    starts = checked_starts(rule, slot.start, zone) if rule else None
+    if not starts:
+        return [slot]
+    return [TimeSlot(start, start + slot.duration) for start in starts]
 
 
 _DELIVERY_COLUMNS = (
@@ -2144,6 +2364,71 @@ def _attendee_key(value: str) -> str:
     return value.lower() if "@" in value else value
 
 
+def _local_series_or_end() -> sa.ColumnElement[Any]:
+    return sa.func.coalesce(local_events.c.series_end_at, local_events.c.end_at)
+
+
+def _overrides_of(
+    team_id: str, calendar_id: str, event_id: str
+) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        local_events.c.team_id == team_id,
+        local_events.c.calendar_id == calendar_id,
+        local_events.c.recurring_event_id == event_id,
+    )
+
+
+async def _overridden(
+    conn: AsyncConnection, team_id: str, rows: Sequence[Any]
+) -> set[tuple[str, str, datetime]]:
+    """(calendar, series id, original start) of every occurrence of these rows' series that
+    an override row replaces (moved or cancelled)."""
+    series = {(row.calendar_id, row.event_id) for row in rows if row.series_end_at is not None}
+    if not series:
+        return set()
+    found = (
+        await conn.execute(
+            sa.select(
+                local_events.c.calendar_id,
+                local_events.c.recurring_event_id,
+                local_events.c.original_start_at,
+            ).where(
+                local_events.c.team_id == team_id,
+                local_events.c.recurring_event_id.in_([event_id for _, event_id in series]),
+            )
+        )
+    ).all()
+    return {(c, e, o) for c, e, o in found if (c, e) in series}
+
+
+def _occurrences(
+    row: Any, changed: set[tuple[str, str, datetime]], start: datetime, end: datetime
+) -> list[TimeSlot]:
+    """A series row's occurrences overlapping ``[start, end)``, less the overridden ones."""
+    rule = rule_of(row.recurrence)
+    first = TimeSlot(row.start_at, row.end_at)
+    if rule is None:
+        return [first] if first.start < end and start < first.end else []
+    length = first.duration
+    return [
+        TimeSlot(moment, moment + length)
+        for moment in starts_between(rule, first.start, row.time_zone, start - length, end)
+        if (row.calendar_id, row.event_id, moment) not in changed
+    ]
+
+
+async def _drop_attendees(
+    conn: AsyncConnection, team_id: str, calendar_id: str, event_ids: Sequence[str]
+) -> None:
+    await conn.execute(
+        local_event_attendees.delete().where(
+            local_event_attendees.c.team_id == team_id,
+            local_event_attendees.c.calendar_id == calendar_id,
+            local_event_attendees.c.event_id.in_(list(event_ids)),
+        )
+    )
+
+
 def _local_event_values(event: CalendarEvent) -> dict[str, Any]:
     return {
         "calendar_id": event.calendar_id,
@@ -2156,6 +2441,7 @@ def _local_event_values(event: CalendarEvent) -> dict[str, Any]:
         "organizer": _attendee_json(event.organizer) if event.organizer else None,
         "attendees": [_attendee_json(person) for person in event.attendees],
         "recurrence": list(event.recurrence),
+        "series_end_at": series_end(event.recurrence, event.slot, event.time_zone),
         "sequence": event.sequence,
     }
 

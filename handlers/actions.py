@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -113,13 +114,29 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         await ack()
         click = read_click(body)
-        proposal = await services.scheduler.reschedule(
+        current = await services.scheduler.current(
             click.team_id, click.user_id, click.value, services.directory(client)
         )
-        # The offer takes the confirmation's place; picking a time puts it back, moved.
-        await _replace(
-            client, respond, click, blocks.offer_text(proposal), blocks.offer_blocks(proposal)
-        )
+        if current.upcoming:  # a series: one of its meetings, or all of them?
+            await _replace(
+                client,
+                respond,
+                click,
+                blocks.occurrence_choice_text(current),
+                blocks.occurrence_choice_blocks(current, cancel=False),
+            )
+            return
+        await _offer_new_times(client, respond, click, services, click.value, None)
+
+    @app.action(ids.RESCHEDULE_CHOICE_PATTERN)
+    @reporting_errors
+    async def reschedule_choice(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        click = read_click(body)
+        key, occurrence = ids.read_occurrence_value(click.value)
+        await _offer_new_times(client, respond, click, services, key, occurrence)
 
     @app.action(ids.CANCEL_BOOKING)
     @reporting_errors
@@ -134,12 +151,40 @@ def register(app: AsyncApp, services: Services) -> None:
         if current.cancelled:
             await _show_change(client, respond, click, current, services)
             return
+        if current.upcoming:  # a series: one of its meetings, or all of them?
+            await _replace(
+                client,
+                respond,
+                click,
+                blocks.occurrence_choice_text(current),
+                blocks.occurrence_choice_blocks(current, cancel=True),
+            )
+            return
         await _replace(
             client,
             respond,
             click,
             blocks.cancel_prompt_text(current),
             blocks.cancel_prompt_blocks(current),
+        )
+
+    @app.action(ids.CANCEL_CHOICE_PATTERN)
+    @reporting_errors
+    async def cancel_choice(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        click = read_click(body)
+        key, occurrence = ids.read_occurrence_value(click.value)
+        current = await services.scheduler.current(
+            click.team_id, click.user_id, key, services.directory(client)
+        )
+        await _replace(
+            client,
+            respond,
+            click,
+            f"Cancel {blocks.escape(current.booking.title or 'the meeting')}?",
+            blocks.cancel_prompt_blocks(current, occurrence),
         )
 
     @app.action(ids.CONFIRM_CANCEL)
@@ -149,8 +194,9 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         await ack()
         click = read_click(body)
+        key, occurrence = ids.read_occurrence_value(click.value)
         change = await services.scheduler.cancel(
-            click.team_id, click.user_id, click.value, services.directory(client)
+            click.team_id, click.user_id, key, services.directory(client), occurrence=occurrence
         )
         await _show_change(client, respond, click, change, services)
 
@@ -165,6 +211,24 @@ def register(app: AsyncApp, services: Services) -> None:
             click.team_id, click.user_id, click.value, services.directory(client)
         )
         await _show_change(client, respond, click, current, services)
+
+
+async def _offer_new_times(
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    click: Click,
+    services: Services,
+    key: str,
+    occurrence: datetime | None,
+) -> None:
+    """Replace the clicked message with new times for the booking (or one of its meetings);
+    picking one puts the confirmation back, moved."""
+    proposal = await services.scheduler.reschedule(
+        click.team_id, click.user_id, key, services.directory(client), occurrence=occurrence
+    )
+    await _replace(
+        client, respond, click, blocks.offer_text(proposal), blocks.offer_blocks(proposal)
+    )
 
 
 async def _show_change(

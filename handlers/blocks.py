@@ -26,6 +26,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.models import Booking, Participant, TimeSlot, zone_of
+from bot.recurrence import describe_rule, rule_of
 from bot.scheduling.booking import Change, Confirmation, Proposal
 from bot.scheduling.commands import COMMAND_EXAMPLE, Action
 from bot.scheduling.reminders import Note, NoteKind
@@ -55,6 +56,8 @@ __all__ = [
     "no_match_text",
     "note_text",
     "nothing_to_connect_text",
+    "occurrence_choice_blocks",
+    "occurrence_choice_text",
     "offer_blocks",
     "offer_text",
     "settings_modal",
@@ -135,8 +138,19 @@ def offer_blocks(proposal: Proposal, *, note: str | None = None) -> list[Block]:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=f":warning: {escape(note)}")))
     blocks.append(SectionBlock(text=MarkdownTextObject(text=_summary(proposal))))
     context = [_window(proposal)]
-    if proposal.reschedule_of:
+    if proposal.occurrence is not None:
+        when = date_token(
+            proposal.occurrence, "{date_short_pretty} {time}", proposal.offer.time_zone
+        )
+        context.append(
+            f"Moving only the meeting of {when}: the rest of the series stays where it is."
+        )
+    elif proposal.reschedule_of:
         context.append("Moving the booked meeting: it keeps its time until you pick a new one.")
+    if rule_of(proposal.offer.recurrence):
+        context.append(
+            "It repeats: each time is free for everyone on the next meetings of the series too."
+        )
     if proposal.unreadable:
         names = ", ".join(escape(n) for n in proposal.unreadable)
         context.append(
@@ -174,17 +188,25 @@ def offer_blocks(proposal: Proposal, *, note: str | None = None) -> list[Block]:
                 )
             )
         )
-        blocks.extend(_slot_row(slot, index[slot], offer.id, offer.time_zone) for slot in day)
+        blocks.extend(
+            _slot_row(slot, index[slot], offer.id, offer.time_zone, proposal.repeats(slot))
+            for slot in day
+        )
     blocks.append(DividerBlock())
     blocks.append(_offer_actions(proposal, has_more=proposal.has_more))
     return blocks
 
 
-def _slot_row(slot: TimeSlot, index: int, offer_id: str, zone: str) -> SectionBlock:
+def _slot_row(
+    slot: TimeSlot, index: int, offer_id: str, zone: str, repeats: str | None = None
+) -> SectionBlock:
     start = date_token(slot.start, "{time}", zone)
     end = date_token(slot.end, "{time}", zone)
+    text = f"{start} – {end}"
+    if repeats:
+        text += f" · {repeats} from {date_token(slot.start, '{date_short_pretty}', zone)}"
     return SectionBlock(
-        text=MarkdownTextObject(text=f"{start} – {end}"),
+        text=MarkdownTextObject(text=text),
         accessory=ButtonElement(
             text="Book",
             action_id=ids.book_slot_action(index),
@@ -217,9 +239,13 @@ def confirmation_text(confirmation: Confirmation) -> str:
 def confirmation_blocks(confirmation: Confirmation) -> list[Block]:
     """The booked meeting: title, time in each viewer's zone, who, a link, what to do next."""
     booking = confirmation.booking
+    lines = [
+        f":white_check_mark: *{_title(booking.title)}* is booked",
+        _when(booking.slot, booking),
+    ]
     return _booked_blocks(
         booking,
-        [f":white_check_mark: *{_title(booking.title)}* is booked", _when(booking.slot, booking)],
+        lines + _repeat_lines(booking),
         confirmation.participants,
         confirmation.filename,
         invites_attendees=confirmation.invites_attendees,
@@ -231,6 +257,10 @@ def change_text(change: Change) -> str:
     title = _title(change.booking.title)
     if change.cancelled:
         return f"Cancelled: {title}"
+    if change.occurrence_cancelled:
+        return f"Cancelled one meeting: {title}"
+    if change.occurrence is not None and change.previous:
+        return f"Moved one meeting: {title}"
     return f"Moved: {title}" if change.previous else f"Booked: {title}"
 
 
@@ -239,6 +269,36 @@ def change_blocks(change: Change) -> list[Block]:
     struck through above the new one), or as it stands."""
     booking = change.booking
     title, when = _title(booking.title), _when(booking.slot, booking)
+    occurrence = change.occurrence_slot
+    if occurrence is not None and change.occurrence_cancelled:
+        lines = [
+            f":x: One meeting of *{title}* was cancelled",
+            f"~{_when(occurrence, booking)}~",
+            *_repeat_lines(booking, "The series goes on: "),
+        ]
+        return _booked_blocks(
+            booking,
+            lines,
+            change.participants,
+            change.filename,
+            invites_attendees=change.invites_attendees,
+            cancelled_one=True,
+        )
+    if occurrence is not None and change.previous is not None:
+        lines = [
+            f":white_check_mark: One meeting of *{title}* moved",
+            f"~{_when(change.previous, booking)}~",
+            _when(occurrence, booking),
+            *_repeat_lines(booking, "The rest of the series stays: "),
+        ]
+        return _booked_blocks(
+            booking,
+            lines,
+            change.participants,
+            change.filename,
+            invites_attendees=change.invites_attendees,
+            updated=True,
+        )
     if change.cancelled:
         return [
             SectionBlock(text=MarkdownTextObject(text=f":x: *{title}* was cancelled\n~{when}~")),
@@ -257,9 +317,10 @@ def change_blocks(change: Change) -> list[Block]:
             f":white_check_mark: *{title}* moved",
             f"~{_when(change.previous, booking)}~",
             when,
+            *_repeat_lines(booking),
         ]
     else:
-        lines = [f":white_check_mark: *{title}* is booked", when]
+        lines = [f":white_check_mark: *{title}* is booked", when, *_repeat_lines(booking)]
     return _booked_blocks(
         booking,
         lines,
@@ -303,29 +364,110 @@ def note_text(note: Note) -> str:
     return f":calendar: {organizer} booked *{title}* with you for {when}{link}"
 
 
-def cancel_prompt_blocks(change: Change) -> list[Block]:
-    """The confirm step before a cancel: what goes, and the two ways out."""
+def cancel_prompt_blocks(change: Change, occurrence: datetime | None = None) -> list[Block]:
+    """The confirm step before a cancel: what goes, and the two ways out. With
+    ``occurrence`` (an original start) only that meeting of the series goes."""
     booking = change.booking
+    title = _title(booking.title)
+    if occurrence is not None:
+        slot = booking.exception_at(occurrence)
+        shown = slot.slot if slot is not None and slot.slot is not None else None
+        shown = shown or TimeSlot(occurrence, occurrence + booking.slot.duration)
+        question = (
+            f"Cancel only the meeting of *{title}* on {_when(shown, booking)}? The rest of the "
+            f"series stays, and {_people(change.participants)} get a cancellation of that "
+            "one meeting to import."
+        )
+    elif change.repeats:
+        question = (
+            f"Cancel every meeting of *{title}* ({escape(change.repeats)}, from "
+            f"{_when(booking.slot, booking)})? The series leaves the calendar, and "
+            f"{_people(change.participants)} get a cancellation to import."
+        )
+    else:
+        question = (
+            f"Cancel *{title}*, {_when(booking.slot, booking)}? "
+            f"It leaves the calendar, and {_people(change.participants)} get a "
+            "cancellation to import."
+        )
+    value = ids.occurrence_value(booking.key, occurrence)
     return [
-        SectionBlock(
-            text=MarkdownTextObject(
-                text=f"Cancel *{_title(booking.title)}*, {_when(booking.slot, booking)}? "
-                f"It leaves the calendar, and {_people(change.participants)} get a "
-                "cancellation to import."
-            )
-        ),
+        SectionBlock(text=MarkdownTextObject(text=question)),
         ActionsBlock(
             elements=[
                 ButtonElement(
                     text="Cancel meeting",
                     action_id=ids.CONFIRM_CANCEL,
-                    value=booking.key,
+                    value=value,
                     style="danger",
                 ),
                 ButtonElement(text="Keep it", action_id=ids.KEEP_BOOKING, value=booking.key),
             ]
         ),
     ]
+
+
+def occurrence_choice_text(change: Change) -> str:
+    """The notification text of the "which meeting?" choice."""
+    return f"Which meeting of {_title(change.booking.title)}?"
+
+
+def occurrence_choice_blocks(change: Change, *, cancel: bool) -> list[Block]:
+    """A series' Reschedule or Cancel meeting: one of its next meetings, or the whole series."""
+    booking = change.booking
+    verb = "Cancel" if cancel else "Move"
+    one = ids.CANCEL_OCCURRENCE if cancel else ids.RESCHEDULE_OCCURRENCE
+    every = ids.CANCEL_SERIES if cancel else ids.RESCHEDULE_SERIES
+    repeats = f" ({escape(change.repeats)})" if change.repeats else ""
+    blocks: list[Block] = [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=f"*{_title(booking.title)}* repeats{repeats}. "
+                f"{verb} one meeting, or the whole series?"
+            )
+        )
+    ]
+    for index, meeting in enumerate(change.upcoming):
+        moved = " (moved)" if meeting.moved else ""
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(text=_when(meeting.slot, booking) + moved),
+                accessory=ButtonElement(
+                    text=f"{verb} this one",
+                    action_id=f"{one}_{index}",
+                    value=ids.occurrence_value(booking.key, meeting.original_start),
+                ),
+            )
+        )
+    blocks.append(
+        ActionsBlock(
+            elements=[
+                ButtonElement(
+                    text=f"{verb} the whole series",
+                    action_id=every,
+                    value=booking.key,
+                    style="danger" if cancel else None,
+                ),
+                ButtonElement(text="Back", action_id=ids.KEEP_BOOKING, value=booking.key),
+            ]
+        )
+    )
+    return blocks
+
+
+def _repeat_lines(booking: Booking, lead: str = "") -> list[str]:
+    """``Repeats every Tuesday`` (and how many meetings were changed on their own)."""
+    rule = rule_of(booking.schedule.recurrence)
+    if rule is None:
+        return []
+    words = describe_rule(rule, booking.slot.start, booking.schedule.start_time.time_zone)
+    line = f"{lead}repeats {escape(words)}" if lead else f"Repeats {escape(words)}"
+    moved = sum(1 for c in booking.exceptions if not c.cancelled)
+    cancelled = len(booking.exceptions) - moved
+    notes = [f"{n} {what}" for n, what in ((moved, "moved"), (cancelled, "cancelled")) if n]
+    if notes:
+        line += f" ({', '.join(notes)} on their own)"
+    return [line]
 
 
 def _when(slot: TimeSlot, booking: Booking) -> str:
@@ -344,11 +486,14 @@ def _booked_blocks(
     *,
     invites_attendees: bool,
     updated: bool = False,
+    cancelled_one: bool = False,
 ) -> list[Block]:
     details = [f"With {_people(participants)}"]
     if booking.event_link:
         details.append(f"<{escape(booking.event_link)}|Open in calendar>")
-    if updated:
+    if cancelled_one:
+        details.append(f"`{escape(filename)}` removes that meeting from imported calendars.")
+    elif updated:
         details.append(f"The updated invite is attached as `{escape(filename)}`.")
     elif invites_attendees:
         details.append(f"The invite is attached as `{escape(filename)}`.")
@@ -385,6 +530,7 @@ def _booking_row(booking: Booking, user_id: str | None, *, from_home: bool) -> l
                 text=f"*{_title(booking.title)}*\n"
                 f"{date_token(slot.start, '{date_long_pretty} {time}', zone)} – "
                 f"{date_token(slot.end, '{time}', zone)} · {people}"
+                + "".join(f"\n{line}" for line in _repeat_lines(booking))
             )
         )
     ]

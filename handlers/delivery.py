@@ -108,7 +108,7 @@ async def share_change(client: AsyncWebClient, change: Change) -> str:
     title = escape(booking.title or "Meeting")
     comment = (
         f"Cancellation for {title}: open it to remove the meeting from your calendar."
-        if change.cancelled
+        if change.cancelled or change.occurrence_cancelled
         else f"Updated invite for {title}: open it to move the meeting in your calendar."
     )
     if booking.channel_id:

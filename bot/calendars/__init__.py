@@ -24,8 +24,9 @@ __all__ = [
     "event_id_for",
 ]
 
-# Google Calendar's rule for client-supplied ids: base32hex characters, 5 to 1024 of them.
-_EVENT_ID = re.compile(r"[a-v0-9]{5,1024}")
+# Google Calendar's rule for client-supplied ids: base32hex characters, 5 to 1024 of them;
+# one occurrence of a series is "<id>_<original start, YYYYMMDDTHHMMSSZ>".
+_EVENT_ID = re.compile(r"[a-v0-9]{5,1024}(?:_\d{8}T\d{6}Z)?")
 
 
 def event_id_for(booking_key: str) -> str:
@@ -66,6 +67,8 @@ class CalendarEvent:
     organizer: Attendee | None = None
     recurrence: tuple[str, ...] = ()
     sequence: int = 0
+    #: Set when the event is one occurrence of the series ``event_id``: its original start.
+    original_start: datetime | None = None
 
     def __post_init__(self) -> None:
         if not _EVENT_ID.fullmatch(self.event_id):
@@ -124,13 +127,21 @@ class CalendarProvider(Protocol):
         ...
 
     async def update_event(self, team_id: str, event: CalendarEvent) -> CreatedEvent:
-        """Replace an existing event's time, text and attendees."""
+        """Replace an existing event's time, text and attendees; with ``event.original_start``
+        only that occurrence of the series ``event.event_id`` (the rest stays as it is)."""
         ...
 
     async def delete_event(
-        self, team_id: str, calendar_id: str, event_id: str, *, organizer: Attendee | None = None
+        self,
+        team_id: str,
+        calendar_id: str,
+        event_id: str,
+        *,
+        organizer: Attendee | None = None,
+        original_start: datetime | None = None,
     ) -> None:
-        """Cancel the event; an unknown or already cancelled event is not an error.
+        """Cancel the event (with ``original_start``, only that occurrence of the series); an
+        unknown or already cancelled event is not an error.
 
         ``organizer`` says whose calendar holds it where the calendar id alone does not
         (Google with per-user OAuth, where every organizer's calendar is ``primary``).

@@ -46,6 +46,7 @@ from googleapiclient.errors import HttpError
 from bot.calendars import Attendee, CalendarEvent, CreatedEvent, FreeBusy
 from bot.errors import CalendarError
 from bot.models import Participant, TimeSlot, format_datetime, require_aware, zone_of
+from bot.recurrence import occurrence_id
 from bot.store import merge_slots
 
 __all__ = [
@@ -257,26 +258,38 @@ class GoogleCalendar:
         return _created(answer, reported)
 
     async def update_event(self, team_id: str, event: CalendarEvent) -> CreatedEvent:
-        """Patch the event's times, text and attendees, raising its sequence number."""
+        """Patch the event's times, text and attendees, raising its sequence number; with
+        ``original_start`` the one instance (``<eventId>_<original start in UTC>``)."""
         principal, calendar, reported = self._target(team_id, event.calendar_id, event.organizer)
         body = self._event_body(event)
         body["sequence"] = event.sequence
+        event_id = _instance_id(event.event_id, event.original_start)
+        if event.original_start is not None:
+            body.pop("recurrence", None)  # an instance has none; the series keeps its rule
         plan = _Plan(
             lambda s: s.events().patch(
                 calendarId=calendar,
-                eventId=event.event_id,
+                eventId=event_id,
                 body=body,
                 sendUpdates=self.settings.send_updates,
             ),
             calendar,
             "change the event",
         )
-        return _created(await self._call(principal, plan, team_id), reported)
+        answer = await self._call(principal, plan, team_id)
+        return _created({**answer, "id": answer.get("recurringEventId") or answer["id"]}, reported)
 
     async def delete_event(
-        self, team_id: str, calendar_id: str, event_id: str, *, organizer: Attendee | None = None
+        self,
+        team_id: str,
+        calendar_id: str,
+        event_id: str,
+        *,
+        organizer: Attendee | None = None,
+        original_start: datetime | None = None,
     ) -> None:
-        """Delete the event; one that is unknown (404) or already deleted (410) is fine.
+        """Delete the event (or, with ``original_start``, that one instance); one that is
+        unknown (404) or already deleted (410) is fine.
 
         In OAuth mode the organizer's token deletes it: ``organizer`` when given, else the
         ``calendar_owner`` hook's answer for the calendar id.
@@ -286,9 +299,10 @@ class GoogleCalendar:
             user_id = self._calendar_owner(team_id, calendar_id)
             owner = Attendee(email=calendar_id, user_id=user_id) if user_id else None
         principal, calendar, _ = self._target(team_id, calendar_id, owner)
+        target = _instance_id(event_id, original_start)
         plan = _Plan(
             lambda s: s.events().delete(
-                calendarId=calendar, eventId=event_id, sendUpdates=self.settings.send_updates
+                calendarId=calendar, eventId=target, sendUpdates=self.settings.send_updates
             ),
             calendar,
             "cancel the event",
@@ -647,6 +661,15 @@ def _attendees(event: CalendarEvent) -> list[dict[str, Any]]:
             entry["responseStatus"] = "accepted"
         people.append(entry)
     return people
+
+
+def _instance_id(event_id: str, original_start: datetime | None) -> str:
+    """The id of one instance of a recurring event: ``<eventId>_<YYYYMMDDTHHMMSSZ>``, the
+    instance's original start in UTC (how Google names instances; ``events.instances`` lists
+    them under these ids)."""
+    if original_start is None:
+        return event_id
+    return f"{event_id}_{occurrence_id(original_start)}"
 
 
 def _created(answer: Mapping[str, Any], calendar_id: str) -> CreatedEvent:

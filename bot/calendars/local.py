@@ -54,16 +54,33 @@ class LocalCalendar:
         return _created(stored)
 
     async def update_event(self, team_id: str, event: CalendarEvent) -> CreatedEvent:
-        """Replace the event's time, text and attendees; it must exist."""
-        stored = await self._store.replace_local_event(team_id, event)
+        """Replace the event's time, text and attendees (or one occurrence's); it must exist."""
+        if event.original_start is not None:
+            stored = await self._store.put_local_occurrence(
+                team_id, event.calendar_id, event.event_id, event.original_start, event
+            )
+        else:
+            stored = await self._store.replace_local_event(team_id, event)
         if stored is None:
             raise CalendarError("That calendar event no longer exists, so it cannot be changed.")
         return _created(stored)
 
     async def delete_event(
-        self, team_id: str, calendar_id: str, event_id: str, *, organizer: Attendee | None = None
+        self,
+        team_id: str,
+        calendar_id: str,
+        event_id: str,
+        *,
+        organizer: Attendee | None = None,
+        original_start: datetime | None = None,
     ) -> None:
-        """Mark the event cancelled; unknown or already cancelled events are left alone."""
+        """Mark the event (or one occurrence) cancelled; unknown or already cancelled events
+        are left alone."""
+        if original_start is not None:
+            await self._store.put_local_occurrence(
+                team_id, calendar_id, event_id, original_start, None
+            )
+            return
         await self._store.cancel_local_event(team_id, calendar_id, event_id)
 
     async def events_for(
@@ -82,4 +99,6 @@ class LocalCalendar:
 
 
 def _created(stored: LocalEvent) -> CreatedEvent:
-    return CreatedEvent(stored.event.event_id, stored.event.calendar_id, stored.ical_uid, None)
+    # An occurrence's override reports its series: the event the booking knows.
+    event_id = stored.event.event_id.split("_", 1)[0]
+    return CreatedEvent(event_id, stored.event.calendar_id, stored.ical_uid, None)

@@ -21,8 +21,23 @@ from bot.calendars import (
     event_id_for,
 )
 from bot.errors import OfferError, PermissionDeniedError, RequestError, SlotTakenError
-from bot.invites import InviteDetails, InviteParty, build_invite, invite_filename
-from bot.models import Booking, BookingState, Participant, ScheduleObject, TimeSlot
+from bot.invites import InviteDetails, InviteParty, Method, build_invite, invite_filename
+from bot.models import (
+    Booking,
+    BookingState,
+    OccurrenceChange,
+    Participant,
+    ScheduleObject,
+    TimeSlot,
+)
+from bot.recurrence import (
+    Occurrence,
+    booking_occurrences,
+    checked_reach,
+    describe_rule,
+    rule_of,
+    starts_between,
+)
 from bot.scheduling.commands import (
     COMMAND_EXAMPLE,
     Action,
@@ -33,7 +48,14 @@ from bot.scheduling.commands import (
     target_request,
 )
 from bot.scheduling.parsing import parse_request
-from bot.scheduling.slots import Availability, SlotRules, SlotSearch, find_free_slots, is_free
+from bot.scheduling.slots import (
+    Availability,
+    Series,
+    SlotRules,
+    SlotSearch,
+    find_free_slots,
+    is_free,
+)
 from bot.store import BookingConflict, Delivery, Offer, Store, UserSettings
 
 if TYPE_CHECKING:
@@ -61,6 +83,12 @@ _LINK = "conversation_link"
 RESCHEDULE_WINDOW = timedelta(days=14)
 #: The key in a reschedule offer's ``extra`` naming the booking it moves.
 _MOVES = "reschedule_of"
+#: The key in a reschedule offer's ``extra`` naming the one occurrence it moves (its original
+#: start); absent when it moves a single meeting or a whole series.
+_OCCURRENCE = "occurrence_of"
+#: How many upcoming occurrences a recurring booking offers to move or cancel one by one.
+UPCOMING_CHOICES = 5
+_UPCOMING_LOOKAHEAD = timedelta(days=180)
 
 
 class Directory(Protocol):
@@ -99,6 +127,16 @@ class Proposal:
     def reschedule_of(self) -> str | None:
         """The key of the booking this offer moves, if it is a reschedule offer."""
         return moves_booking(self.offer)
+
+    @property
+    def occurrence(self) -> datetime | None:
+        """The original start of the one occurrence this offer moves, if it moves only one."""
+        return _occurrence_of(self.offer)
+
+    def repeats(self, slot: TimeSlot) -> str | None:
+        """How a series booked at ``slot`` repeats (``every Tuesday``); None for one meeting."""
+        rule = rule_of(self.offer.recurrence)
+        return describe_rule(rule, slot.start, self.offer.time_zone) if rule else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +177,40 @@ class Change:
     fresh: bool
     previous: TimeSlot | None = None
     invites_attendees: bool = True
+    #: The original start of the one occurrence this change is about (None: the whole booking).
+    occurrence: datetime | None = None
+    #: A series' next meetings (for choosing one to move or cancel); empty for one meeting.
+    upcoming: tuple[Occurrence, ...] = ()
+    #: How the series repeats, in words (``every Tuesday``); None for one meeting.
+    repeats: str | None = None
 
     @property
     def cancelled(self) -> bool:
+        """The whole booking is cancelled."""
         return self.booking.state == BookingState.CANCELLED
+
+    @property
+    def occurrence_cancelled(self) -> bool:
+        """Only the occurrence ``occurrence`` is cancelled (the series goes on)."""
+        if self.occurrence is None:
+            return False
+        change = self.booking.exception_at(self.occurrence)
+        return change is not None and change.cancelled
+
+    @property
+    def occurrence_slot(self) -> TimeSlot | None:
+        """Where the occurrence ``occurrence`` is now (moved, or its original time)."""
+        if self.occurrence is None:
+            return None
+        change = self.booking.exception_at(self.occurrence)
+        if change is not None and change.slot is not None:
+            return change.slot
+        return TimeSlot(self.occurrence, self.occurrence + self.booking.slot.duration)
+
+
+def _occurrence_of(offer: Offer) -> datetime | None:
+    value = offer.extra.get(_OCCURRENCE)
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +287,15 @@ class Scheduler:
             duration = self.default_duration_minutes
         window = TimeSlot(request.window_start, request.window_end)
         search, busy = await self._search(
-            team_id, participants, window, duration, settings, now, request.exact_start, 0
+            team_id,
+            participants,
+            window,
+            duration,
+            settings,
+            now,
+            request.exact_start,
+            0,
+            _series(request.recurrence, requester.time_zone),
         )
         offer = await self.store.create_offer(
             team_id=team_id,
@@ -271,6 +347,7 @@ class Scheduler:
             now,
             datetime.fromisoformat(exact) if exact else None,
             0,
+            _series(old.recurrence, old.time_zone),
         )
         offer = await self.store.create_offer(
             team_id=team_id,
@@ -334,6 +411,7 @@ class Scheduler:
             now,
             datetime.fromisoformat(exact) if exact else None,
             page,
+            _series(offer.recurrence, offer.time_zone),
         )
         updated = await self.store.update_offer_page(
             offer.team_id, offer.id, page=page, slots=search.slots, now=now
@@ -423,7 +501,7 @@ class Scheduler:
         participants = _participants_of(offer)
         settings = await self.store.get_settings(team_id, user_id)
         if existing is None and not await self._still_free(
-            team_id, participants, slot, settings, now
+            team_id, participants, slot, settings, now, _series(offer.recurrence, offer.time_zone)
         ):
             await self._refresh(offer, 0)
             raise SlotTakenError(
@@ -540,8 +618,32 @@ class Scheduler:
         await self.store.release_delivery(team_id, key)
 
     async def upcoming(self, team_id: str, user_id: str, limit: int = 20) -> list[Booking]:
-        """The person's meetings that have not ended yet, soonest first."""
-        return await self.store.bookings_for_user(team_id, user_id, self.clock(), limit=limit)
+        """The person's meetings that have not ended yet, soonest first.
+
+        A series is listed as its next meeting: the booking with its schedule's times set to
+        that meeting's (moved ones where they went, cancelled ones skipped; the recurrence
+        kept). Its key, state and sequence are the series' own.
+        """
+        now = self.clock()
+        found = await self.store.bookings_for_user(team_id, user_id, now, limit=limit)
+        listed: list[Booking] = []
+        for booking in found:
+            if not booking.recurring:
+                listed.append(booking)
+                continue
+            meetings = booking_occurrences(booking, now, now + _UPCOMING_LOOKAHEAD)
+            upcoming = next((o for o in meetings if o.slot.end > now), None)
+            if upcoming is None:
+                continue
+            schedule = ScheduleObject.from_slot(
+                upcoming.slot,
+                booking.schedule.start_time.time_zone,
+                calendar_event_id=booking.schedule.calendar_event_id,
+                calendar_id=booking.schedule.calendar_id,
+                recurrence=booking.schedule.recurrence,
+            )
+            listed.append(replace(booking, schedule=schedule))
+        return sorted(listed, key=lambda b: (b.slot.start, b.key))
 
     async def settings_of(self, team_id: str, user_id: str) -> UserSettings:
         """The person's scheduling settings (the defaults until they save their own)."""
@@ -594,28 +696,55 @@ class Scheduler:
         *,
         window: TimeSlot | None = None,
         exact_start: datetime | None = None,
+        occurrence: datetime | None = None,
     ) -> Proposal:
         """An offer of new times for a booking: same people and length, searched in
         ``window`` (by default the next ``RESCHEDULE_WINDOW`` from now), ``exact_start``
-        first if it is free. Picking one of them moves the booking."""
+        first if it is free. Picking one of them moves the booking.
+
+        A series moves as a whole (its times checked on every occurrence, as when booked)
+        unless ``occurrence`` names one of its meetings by original start: then only that one.
+        """
         booking = await self._own_booking(team_id, user_id, key)
         if booking.state == BookingState.CANCELLED:
             raise OfferError("This meeting was cancelled, so there is nothing to move.")
         now = self.clock()
+        if occurrence is not None:
+            self._require_occurrence(booking, occurrence, now)
         participants = await self._members(booking, directory)
         settings = await self.store.get_settings(team_id, user_id)
         duration = int(booking.slot.duration.total_seconds() // 60)
         if window is None:
             window = TimeSlot(now, now + RESCHEDULE_WINDOW)
+        recurrence = () if occurrence is not None else tuple(booking.schedule.recurrence or ())
+        zone = participants[0].time_zone
         search, busy = await self._search(
-            team_id, participants, window, duration, settings, now, exact_start, 0
+            team_id,
+            participants,
+            window,
+            duration,
+            settings,
+            now,
+            exact_start,
+            0,
+            _series(recurrence, zone),
         )
+        extra: dict[str, Any] = {
+            "participants": [_person_json(p) for p in participants],
+            "exact_start": exact_start.isoformat() if exact_start else None,
+            "has_more": search.has_more,
+            "reasons": list(search.reasons),
+            _MOVES: booking.key,
+            **_unreadable_extra(participants, busy),
+        }
+        if occurrence is not None:
+            extra[_OCCURRENCE] = occurrence.isoformat()
         offer = await self.store.create_offer(
             team_id=team_id,
             requester_id=user_id,
             participant_ids=[p.user_id for p in participants],
             duration_minutes=duration,
-            time_zone=participants[0].time_zone,
+            time_zone=zone,
             window=window,
             slots=search.slots,
             now=now,
@@ -623,17 +752,25 @@ class Scheduler:
             title=booking.title,
             channel_id=booking.channel_id,
             thread_ts=booking.thread_ts,
-            recurrence=tuple(booking.schedule.recurrence or ()),
-            extra={
-                "participants": [_person_json(p) for p in participants],
-                "exact_start": exact_start.isoformat() if exact_start else None,
-                "has_more": search.has_more,
-                "reasons": list(search.reasons),
-                _MOVES: booking.key,
-                **_unreadable_extra(participants, busy),
-            },
+            recurrence=recurrence,
+            extra=extra,
         )
         return _proposal(offer)
+
+    def _require_occurrence(self, booking: Booking, original: datetime, now: datetime) -> None:
+        """Refuse an occurrence that is not one of the series' live upcoming meetings."""
+        rule = rule_of(booking.schedule.recurrence)
+        zone = booking.schedule.start_time.time_zone
+        first = booking.slot.start
+        exists = rule is not None and starts_between(
+            rule, first, zone, original, original + timedelta(seconds=1)
+        ) == [original]
+        change = booking.exception_at(original)
+        if not exists or (change is not None and change.cancelled):
+            raise OfferError("That meeting of the series is not on the calendar any more.")
+        current = change.slot if change is not None and change.slot else None
+        if (current.end if current else original + booking.slot.duration) <= now:
+            raise OfferError("That meeting of the series is already over.")
 
     async def manage(
         self, team_id: str, user_id: str, text: str, directory: Directory
@@ -712,6 +849,9 @@ class Scheduler:
         booking = await self._own_booking(team_id, user_id, key)
         if offer.requester_id != user_id:
             raise PermissionDeniedError(f"Only <@{offer.requester_id}> can pick from this offer.")
+        occurrence = _occurrence_of(offer)
+        if occurrence is not None:
+            return await self._move_occurrence(booking, offer, index, occurrence, directory, now)
         if not 0 <= index < len(offer.slots):
             raise OfferError("That time is no longer on offer. Pick one of the times shown.")
         slot = offer.slots[index]
@@ -723,7 +863,8 @@ class Scheduler:
         if booking.state == BookingState.CANCELLED:
             raise OfferError("This meeting was cancelled meanwhile, so it cannot be moved.")
         settings = await self.store.get_settings(team_id, user_id)
-        if not await self._still_free(team_id, participants, slot, settings, now):
+        series = _series(offer.recurrence, offer.time_zone)
+        if not await self._still_free(team_id, participants, slot, settings, now, series):
             await self._refresh(offer, 0)
             raise SlotTakenError(
                 "That time was just taken. Here are fresh times that still work for everyone."
@@ -762,7 +903,11 @@ class Scheduler:
         except BaseException:
             # The calendar still has the old time: so must the booking, or they disagree.
             await self.store.update_booking(
-                team_id, key, schedule=booking.schedule, sequence=booking.sequence
+                team_id,
+                key,
+                schedule=booking.schedule,
+                sequence=booking.sequence,
+                exceptions=booking.exceptions,
             )
             raise
         await self.store.close_offer(team_id, offer.id, now)
@@ -771,14 +916,28 @@ class Scheduler:
         )
         return self._change(moved, participants, now, fresh=True, previous=booking.slot)
 
-    async def cancel(self, team_id: str, user_id: str, key: str, directory: Directory) -> Change:
+    async def cancel(
+        self,
+        team_id: str,
+        user_id: str,
+        key: str,
+        directory: Directory,
+        *,
+        occurrence: datetime | None = None,
+    ) -> Change:
         """Cancel the booking: its calendar event goes, its sequence rises, and the change
-        carries a METHOD:CANCEL .ics. A second call (double click, retry) is not ``fresh``."""
+        carries a METHOD:CANCEL .ics. A second call (double click, retry) is not ``fresh``.
+
+        With ``occurrence`` (an original start) only that meeting of a series is cancelled:
+        the calendar drops that instance and the .ics cancels it by RECURRENCE-ID.
+        """
         booking = await self._own_booking(team_id, user_id, key)
         now = self.clock()
         participants = await self._members(booking, directory)
         if booking.state == BookingState.PENDING:
             raise OfferError("This meeting is still being booked. Try again in a moment.")
+        if occurrence is not None:
+            return await self._cancel_occurrence(booking, occurrence, participants, now)
         organizer = participants[0]
         for _ in range(3):  # a move racing this cancel raises the sequence once more
             if booking.state == BookingState.CANCELLED:
@@ -799,6 +958,124 @@ class Scheduler:
                 link = delivery.reply_to.get(_LINK) if delivery else None
                 await self._announce(cancelled, "booking.cancelled", link, now)
                 return self._change(cancelled, participants, now, fresh=True, previous=None)
+            current = await self.store.get_booking(team_id, key)
+            if current is None:
+                break
+            booking = current
+        raise OfferError("This meeting changed meanwhile. Press Cancel meeting again.")
+
+    async def _move_occurrence(
+        self,
+        booking: Booking,
+        offer: Offer,
+        index: int,
+        original: datetime,
+        directory: Directory,
+        now: datetime,
+    ) -> Change:
+        """Move one meeting of a series: an exception in the store (compare-and-set on the
+        sequence), then that instance in the calendar; the series itself stays."""
+        team_id, key = booking.team_id, booking.key
+        if not 0 <= index < len(offer.slots):
+            raise OfferError("That time is no longer on offer. Pick one of the times shown.")
+        slot = offer.slots[index]
+        participants = await self._members(booking, directory)
+        done = booking.exception_at(original)
+        if done is not None and done.slot == slot:
+            return self._change(booking, participants, now, fresh=False, occurrence=original)
+        if not offer.is_open or offer.expires_at <= now:
+            raise _expired()
+        if booking.state == BookingState.CANCELLED:
+            raise OfferError("This meeting was cancelled meanwhile, so it cannot be moved.")
+        self._require_occurrence(booking, original, now)
+        settings = await self.store.get_settings(team_id, booking.organizer_id)
+        if not await self._still_free(team_id, participants, slot, settings, now):
+            await self._refresh(offer, 0)
+            raise SlotTakenError(
+                "That time was just taken. Here are fresh times that still work for everyone."
+            )
+        previous = done.slot if done is not None and done.slot else None
+        previous = previous or TimeSlot(original, original + booking.slot.duration)
+        change = OccurrenceChange(original, slot, booking.sequence + 1)
+        try:
+            moved = await self.store.change_occurrence(
+                team_id, key, change, expect_sequence=booking.sequence
+            )
+        except BookingConflict:
+            await self._refresh(offer, 0)
+            raise SlotTakenError(
+                "That time was just taken. Here are fresh times that still work for everyone."
+            ) from None
+        if moved is None:  # another click changed it first
+            current = await self.store.get_booking(team_id, key)
+            now_at = current.exception_at(original) if current is not None else None
+            if current is not None and now_at is not None and now_at.slot == slot:
+                return self._change(current, participants, now, fresh=False, occurrence=original)
+            raise OfferError("This meeting changed meanwhile. Press Reschedule again.")
+        delivery = await self.store.get_delivery(team_id, key)
+        link = delivery.reply_to.get(_LINK) if delivery else None
+        event = replace(
+            _calendar_event(
+                moved,
+                participants,
+                booking.schedule.calendar_event_id or event_id_for(key),
+                link if isinstance(link, str) else None,
+            ),
+            calendar_id=booking.schedule.calendar_id or booking.organizer_id,
+            start=slot.start,
+            end=slot.end,
+            recurrence=(),
+            sequence=moved.sequence,
+            original_start=original,
+        )
+        try:
+            await self.calendar.update_event(team_id, event)
+        except BaseException:
+            # The calendar still has that meeting where it was: so must the booking.
+            await self.store.update_booking(
+                team_id, key, sequence=booking.sequence, exceptions=booking.exceptions
+            )
+            raise
+        await self.store.close_offer(team_id, offer.id, now)
+        await self._announce(moved, "booking.moved", link, now, {"occurrence": change.to_json()})
+        return self._change(
+            moved, participants, now, fresh=True, previous=previous, occurrence=original
+        )
+
+    async def _cancel_occurrence(
+        self,
+        booking: Booking,
+        original: datetime,
+        participants: tuple[Participant, ...],
+        now: datetime,
+    ) -> Change:
+        """Cancel one meeting of a series: that instance leaves the calendar, the booking
+        keeps the exception, and the change carries a CANCEL .ics with its RECURRENCE-ID."""
+        team_id, key = booking.team_id, booking.key
+        for _ in range(3):  # another change of the series racing this one raises the sequence
+            done = booking.exception_at(original)
+            if booking.state == BookingState.CANCELLED or (done is not None and done.cancelled):
+                return self._change(booking, participants, now, fresh=False, occurrence=original)
+            self._require_occurrence(booking, original, now)
+            # The instance goes first (twice is harmless), as for a whole booking.
+            await self.calendar.delete_event(
+                team_id,
+                booking.schedule.calendar_id or booking.organizer_id,
+                booking.schedule.calendar_event_id or event_id_for(key),
+                organizer=Attendee.of(participants[0]),
+                original_start=original,
+            )
+            change = OccurrenceChange(original, None, booking.sequence + 1)
+            cancelled = await self.store.change_occurrence(
+                team_id, key, change, expect_sequence=booking.sequence
+            )
+            if cancelled is not None:
+                delivery = await self.store.get_delivery(team_id, key)
+                link = delivery.reply_to.get(_LINK) if delivery else None
+                await self._announce(
+                    cancelled, "booking.cancelled", link, now, {"occurrence": change.to_json()}
+                )
+                return self._change(cancelled, participants, now, fresh=True, occurrence=original)
             current = await self.store.get_booking(team_id, key)
             if current is None:
                 break
@@ -858,36 +1135,36 @@ class Scheduler:
         now: datetime,
         *,
         fresh: bool,
-        previous: TimeSlot | None,
+        previous: TimeSlot | None = None,
+        occurrence: datetime | None = None,
     ) -> Change:
-        organizer, *others = participants
-        slot = booking.slot
-        recurrence = booking.schedule.recurrence
-        invite = build_invite(
-            InviteDetails(
-                uid=booking.uid or booking.key,
-                title=booking.title,
-                start=slot.start,
-                end=slot.end,
-                time_zone=booking.schedule.start_time.time_zone,
-                organizer=_party(organizer),
-                attendees=tuple(_party(p) for p in others),
-                description="Booked with Slotbot from Slack.",
-                url=booking.event_link,
-                sequence=booking.sequence,
-                rrule=recurrence[0] if recurrence else None,
-            ),
-            method="CANCEL" if booking.state == BookingState.CANCELLED else "REQUEST",
-            stamp=now,
-        )
-        return Change(
+        change = Change(
             booking=booking,
             participants=participants,
-            invite=invite,
-            filename=invite_filename(booking.title, slot.start.astimezone(_zone(booking))),
+            invite=b"",
+            filename="",
             fresh=fresh,
             previous=previous,
             invites_attendees=self.calendar.invites_attendees,
+            occurrence=occurrence,
+            upcoming=_upcoming(booking, now),
+            repeats=_repeats(booking),
+        )
+        if change.occurrence_cancelled and occurrence is not None:
+            # RFC 5546 3.2.5: cancelling one instance is a CANCEL with its RECURRENCE-ID.
+            invite = build_invite(
+                _occurrence_details(booking, participants, occurrence),
+                method="CANCEL",
+                stamp=now,
+            )
+        else:
+            method: Method = "CANCEL" if booking.state == BookingState.CANCELLED else "REQUEST"
+            invite = _series_invite(booking, participants, now, method)
+        shown = change.occurrence_slot or booking.slot
+        return replace(
+            change,
+            invite=invite,
+            filename=invite_filename(booking.title, shown.start.astimezone(_zone(booking))),
         )
 
     async def _confirmation(
@@ -900,30 +1177,14 @@ class Scheduler:
         created: CreatedEvent | None = None,
     ) -> Confirmation:
         participants = _participants_of(offer)
-        organizer, *others = participants
-        slot = booking.slot
-        invite = build_invite(
-            InviteDetails(
-                uid=booking.uid or (created.ical_uid if created else booking.key),
-                title=booking.title,
-                start=slot.start,
-                end=slot.end,
-                time_zone=booking.schedule.start_time.time_zone,
-                organizer=_party(organizer),
-                attendees=tuple(_party(p) for p in others),
-                description="Booked with Slotbot from Slack.",
-                url=booking.event_link,
-                sequence=booking.sequence,
-                rrule=offer.recurrence[0] if offer.recurrence else None,
-            ),
-            method="REQUEST",
-            stamp=now,
-        )
+        if not booking.uid and created is not None:
+            booking = replace(booking, uid=created.ical_uid)
+        invite = _series_invite(booking, participants, now, "REQUEST")
         return Confirmation(
             booking=booking,
             participants=participants,
             invite=invite,
-            filename=invite_filename(booking.title, slot.start.astimezone(_zone(booking))),
+            filename=invite_filename(booking.title, booking.slot.start.astimezone(_zone(booking))),
             fresh=fresh,
             offer=offer,
             invites_attendees=self.calendar.invites_attendees,
@@ -978,10 +1239,14 @@ class Scheduler:
         now: datetime,
         exact_start: datetime | None,
         page: int,
+        series: Series | None = None,
     ) -> tuple[SlotSearch, FreeBusy]:
         rules = self._rules(settings)
         horizon_end = now + rules.horizon
         read_end = max(min(window.end, horizon_end), window.start) + rules.buffer_after
+        if series is not None:
+            # Every checked occurrence of a series starting anywhere in the window is read.
+            read_end += checked_reach(series.rule, window.start, series.zone)
         busy = await self.calendar.free_busy(
             team_id,
             participants,
@@ -1004,6 +1269,7 @@ class Scheduler:
             rules=rules,
             exact_start=exact_start,
             page=page,
+            series=series,
         )
         return search, busy
 
@@ -1014,14 +1280,21 @@ class Scheduler:
         slot: TimeSlot,
         settings: UserSettings,
         now: datetime,
+        series: Series | None = None,
     ) -> bool:
         rules = self._rules(settings)
         start, end = slot.start - rules.buffer_before, slot.end + rules.buffer_after
+        if series is not None:
+            end += checked_reach(series.rule, slot.start, series.zone)
         busy = await self.calendar.free_busy(team_id, participants, start, end)
         availabilities = await self._availabilities(team_id, participants, busy, start, end)
         # The notice was met when the slot was offered; a slow click must not lose it.
         return is_free(
-            availabilities, slot, rules=replace(rules, minimum_notice=timedelta(0)), now=now
+            availabilities,
+            slot,
+            rules=replace(rules, minimum_notice=timedelta(0)),
+            now=now,
+            series=series,
         )
 
     async def _availabilities(
@@ -1051,6 +1324,12 @@ class Scheduler:
             horizon=timedelta(days=settings.horizon_days),
             max_offered=self.max_offered,
         )
+
+
+def _series(recurrence: Sequence[str] | None, zone: str) -> Series | None:
+    """The series an offer's slots must start (its RRULE in the requester's zone), if any."""
+    rule = rule_of(recurrence)
+    return Series(rule, zone) if rule else None
 
 
 def _expired() -> OfferError:
@@ -1131,6 +1410,68 @@ def _proposal(offer: Offer) -> Proposal:
         exact_start=datetime.fromisoformat(exact) if exact else None,
         unreadable_reasons=tuple(offer.extra.get("unreadable_reasons", ())),
     )
+
+
+def _details(
+    booking: Booking, participants: Sequence[Participant], slot: TimeSlot
+) -> InviteDetails:
+    organizer, *others = participants
+    return InviteDetails(
+        uid=booking.uid or booking.key,
+        title=booking.title,
+        start=slot.start,
+        end=slot.end,
+        time_zone=booking.schedule.start_time.time_zone,
+        organizer=_party(organizer),
+        attendees=tuple(_party(p) for p in others),
+        description="Booked with Slotbot from Slack.",
+        url=booking.event_link,
+        sequence=booking.sequence,
+    )
+
+
+def _series_invite(
+    booking: Booking, participants: Sequence[Participant], now: datetime, method: Method
+) -> bytes:
+    """The whole meeting as it stands: one VEVENT, or a series (RRULE, EXDATE for meetings
+    cancelled on their own) followed by a VEVENT per meeting moved on its own."""
+    rule = rule_of(booking.schedule.recurrence)
+    series = _details(booking, participants, booking.slot)
+    if rule is None:
+        return build_invite(series, method=method, stamp=now)
+    cancelled = tuple(c.original_start for c in booking.exceptions if c.cancelled)
+    series = replace(series, rrule=rule, exdates=cancelled)
+    moved = () if method == "CANCEL" else booking.exceptions
+    occurrences = [
+        _occurrence_details(booking, participants, c.original_start)
+        for c in moved
+        if not c.cancelled
+    ]
+    return build_invite(series, method=method, stamp=now, occurrences=occurrences)
+
+
+def _occurrence_details(
+    booking: Booking, participants: Sequence[Participant], original: datetime
+) -> InviteDetails:
+    """One meeting of a series as its own VEVENT: where it is now, named by RECURRENCE-ID."""
+    change = booking.exception_at(original)
+    slot = change.slot if change is not None and change.slot is not None else None
+    slot = slot or TimeSlot(original, original + booking.slot.duration)
+    return replace(_details(booking, participants, slot), recurrence_id=original)
+
+
+def _upcoming(booking: Booking, now: datetime) -> tuple[Occurrence, ...]:
+    if not booking.recurring or booking.state == BookingState.CANCELLED:
+        return ()
+    found = booking_occurrences(booking, now, now + _UPCOMING_LOOKAHEAD)
+    return tuple(o for o in found if o.slot.start >= now)[:UPCOMING_CHOICES]
+
+
+def _repeats(booking: Booking) -> str | None:
+    rule = rule_of(booking.schedule.recurrence)
+    if rule is None:
+        return None
+    return describe_rule(rule, booking.slot.start, booking.schedule.start_time.time_zone)
 
 
 def _party(person: Participant) -> InviteParty:

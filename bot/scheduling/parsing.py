@@ -16,6 +16,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfoNotFoundError
 
 import dateparser
+from dateutil.rrule import rrulestr
 
 from bot.errors import RequestError
 from bot.models import MeetingRequest, wall_to_instant, zone_of
@@ -202,6 +203,9 @@ class _Facts:
     duration: int | None = None
     past: list[int] = field(default_factory=list)
     recurrence: list[str] = field(default_factory=list)
+    # "for 2 weeks" (days) or "6 times" (a count) after a recurrence: how long it repeats.
+    recur_days: int | None = None
+    recur_count: int | None = None
     sched_positions: list[int] = field(default_factory=list)
 
 
@@ -332,11 +336,21 @@ _IN_DAYS = _compile(
     rf"|\b(?P<n2>{NUM})\s+(?P<u2>days?|weeks?)\s+from\s+(?:now|today)\b",
     ("day", "week"),
 )
+# "every monday and wednesday", "on tuesdays and thursdays": the list is one rule's days.
+_MORE_DAYS = rf"(?P<more>(?:\s*(?:,\s*and|,|and|&)\s+(?:every\s+|each\s+)?{WD}s?\b)*)"
 _RECUR = _compile(
-    rf"\b(?:every|each)\s+(?:other\s+)?(?P<wd>{WD})s?\b|\bon\s+(?P<wd2>{WD})s\b"
+    rf"\b(?:every|each)\s+(?:other\s+)?(?P<wd>{WD})s?\b{_MORE_DAYS}"
+    rf"|\bon\s+(?P<wd2>{WD})s\b(?P<more2>(?:\s*(?:,\s*and|,|and|&)\s+{WD}s\b)*)"
     rf"|\b(?P<freq>weekly|daily|biweekly|bi-weekly|fortnightly|monthly|every\s+(?:week|day|month|weekday))\b",
     ("every", "each", "on", "weekly", "daily", "bi-weekly", "fortnightly", "monthly"),
 )
+# How long a series runs: "for 2 weeks", "for the next 3 months", "6 times", "for 8 sessions".
+_RECUR_LENGTH = _compile(
+    rf"\bfor\s+(?:the\s+next\s+)?(?P<n>{NUM})\s+(?P<u>days?|weeks?|months?)\b"
+    rf"|\b(?:for\s+)?(?P<c>{NUM})\s+(?:times|occurrences|sessions|meetings)\b",
+    ("for", "times", "occurrences", "sessions", "meetings"),
+)
+_WEEKDAY_WORD = re.compile(rf"(?<![a-z]){WD}(?=s?\b)", re.IGNORECASE)
 _DURATION = _compile(
     rf"{_B}(?:(?P<ninety>(?:an?\s+|one\s+)?hour\s+and\s+a\s+half|(?:one|1)\s+and\s+a\s+half\s+hours?)"
     rf"|(?P<thirty>half\s+an?\s+hour|half[- ]hour|1/2\s*(?:hr|hour)s?)"
@@ -515,6 +529,7 @@ class _Scanner:
         self.each(_IN_DELTA, self.on_in_delta)
         self.each(_IN_DAYS, self.on_in_days)
         self.each(_RECUR, self.on_recurrence)
+        self.each(_RECUR_LENGTH, self.on_recurrence_length)
         self.each(_DURATION, self.on_duration)
         self.each(_WEEK_OF, self.on_week_of)
         self.each(_NTH_WEEKDAY, self.on_nth_weekday)
@@ -579,14 +594,18 @@ class _Scanner:
             number = weekday_number(word)
             every_other = "other" in match.group(0)
             interval = ";INTERVAL=2" if every_other else ""
-            self.facts.recurrence.append(f"RRULE:FREQ=WEEKLY{interval};BYDAY={_DAY_NAMES[number]}")
+            more = match.group("more") or match.group("more2") or ""
+            numbers = [number, *(weekday_number(w) for w in _WEEKDAY_WORD.findall(more))]
+            days = ",".join(_DAY_NAMES[n] for n in sorted(set(numbers)))
+            self.facts.recurrence.append(f"RRULE:FREQ=WEEKLY{interval};BYDAY={days}")
             day = _bare_weekday(self.today, number)
             self.facts.spans.append(_Span(day, day + timedelta(days=1)))
             return
         freq = match.group("freq").replace("-", "")
         rule = {
             "weekly": "FREQ=WEEKLY",
-            "daily": "FREQ=DAILY",
+            # A daily meeting at work (a standup) is on workdays; "every day" means every day.
+            "daily": "FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR",
             "biweekly": "FREQ=WEEKLY;INTERVAL=2",
             "fortnightly": "FREQ=WEEKLY;INTERVAL=2",
             "monthly": "FREQ=MONTHLY",
@@ -596,6 +615,17 @@ class _Scanner:
             "every weekday": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
         }.get(" ".join(freq.split()), "FREQ=WEEKLY")
         self.facts.recurrence.append("RRULE:" + rule)
+
+    def on_recurrence_length(self, match: re.Match[str]) -> bool | None:
+        if not self.facts.recurrence:
+            return False  # "for 2 weeks" without a rule is not about repeating: leave it
+        if match.group("c"):
+            self.facts.recur_count = max(1, count_of(match.group("c")))
+            return None
+        amount = max(1, count_of(match.group("n")))
+        unit = match.group("u")
+        self.facts.recur_days = amount * {"d": 1, "w": 7, "m": 30}[unit[0]]
+        return None
 
     def on_duration(self, match: re.Match[str]) -> bool | None:
         g = match.group
@@ -1373,7 +1403,7 @@ def parse_request(text: str, now: datetime, tz: str) -> MeetingRequest:
         attendees=tuple(message.attendees),
         title=_title(message, facts),
         time_zone=tz,
-        recurrence=tuple(dict.fromkeys(facts.recurrence)),
+        recurrence=_series(facts, window.start.astimezone(zone).date()),
     )
 
 
@@ -1414,3 +1444,41 @@ def read_when(text: str, now: datetime, tz: str) -> When:
         minutes = facts.times[0].minutes % (24 * 60)
         clock = time(minutes // 60, minutes % 60)
     return When(named=True, clock=clock)
+
+
+def _series(facts: _Facts, first_day: date) -> tuple[str, ...]:
+    """One RRULE from what was said: "weekly" and "on tuesdays" together are one rule, and a
+    length ("for 2 weeks") becomes the COUNT of occurrences from the first day searched."""
+    if not facts.recurrence:
+        return ()
+    parts: dict[str, str] = {}
+    days: list[str] = []
+    for line in dict.fromkeys(facts.recurrence):
+        rule = dict(item.split("=", 1) for item in line.removeprefix("RRULE:").split(";"))
+        days += [d for d in rule.pop("BYDAY", "").split(",") if d and d not in days]
+        interval = max(int(parts.get("INTERVAL", "1")), int(rule.pop("INTERVAL", "1")))
+        freq = rule.pop("FREQ")
+        # A named weekday makes the series weekly ("daily ... on tuesdays" still is).
+        parts["FREQ"] = parts.get("FREQ", freq) if freq != "WEEKLY" else "WEEKLY"
+        if interval > 1:
+            parts["INTERVAL"] = str(interval)
+    if days and parts["FREQ"] == "DAILY" and len(days) < 5:
+        parts["FREQ"] = "WEEKLY"
+    if days:
+        order = {name: index for index, name in enumerate(_DAY_NAMES)}
+        parts["BYDAY"] = ",".join(sorted(days, key=order.__getitem__))
+    if facts.recur_count is not None:
+        parts["COUNT"] = str(facts.recur_count)
+    elif facts.recur_days is not None:
+        parts["COUNT"] = str(_count_within(parts, first_day, facts.recur_days))
+    keys = ("FREQ", "INTERVAL", "BYDAY", "COUNT")
+    return ("RRULE:" + ";".join(f"{key}={parts[key]}" for key in keys if key in parts),)
+
+
+def _count_within(parts: dict[str, str], first_day: date, days: int) -> int:
+    """How many times the rule meets in ``days`` days from ``first_day`` (at least once)."""
+    rule = ";".join(f"{key}={value}" for key, value in parts.items())
+    start = datetime.combine(first_day, time(12))
+    end = start + timedelta(days=days)
+    meetings = rrulestr(rule, dtstart=start).between(start, end, inc=True)
+    return max(1, sum(1 for moment in meetings if moment < end))

@@ -16,10 +16,12 @@ from itertools import chain
 from zoneinfo import ZoneInfo
 
 from bot.models import Participant, TimeSlot, WorkingHours, zone_of
+from bot.recurrence import checked_starts, describe_rule
 
 __all__ = [
     "DEFAULT_RULES",
     "Availability",
+    "Series",
     "SlotRules",
     "SlotSearch",
     "find_free_slots",
@@ -74,6 +76,18 @@ class Availability:
 
 
 @dataclass(frozen=True, slots=True)
+class Series:
+    """A recurring meeting: a slot must start it, and be free on its next occurrences too.
+
+    ``rule`` is an RRULE value (``FREQ=WEEKLY;BYDAY=TU``) read on the wall clock of ``zone``;
+    which occurrences count is ``bot.recurrence.checked_starts``.
+    """
+
+    rule: str
+    zone: str
+
+
+@dataclass(frozen=True, slots=True)
 class SlotSearch:
     """One page of ranked free slots, or the reasons why none fit."""
 
@@ -93,6 +107,7 @@ def find_free_slots(
     exact_start: datetime | None = None,
     page: int = 0,
     exclude: Sequence[TimeSlot] = (),
+    series: Series | None = None,
 ) -> SlotSearch:
     """Free slots of ``duration`` inside ``window`` that suit everyone, ranked and paged.
 
@@ -103,6 +118,10 @@ def find_free_slots(
     the first slot, followed by its nearest alternatives; an exact start need not be on the grid.
     A candidate overlapping any ``exclude`` slot is skipped. ``page`` n continues where page
     n-1 stopped, never repeating a slot. Slots are in UTC; render them in any zone.
+
+    With ``series`` a start is offered only if it begins the series and every checked later
+    occurrence is free for everyone within their working hours too (notice and horizon apply
+    to the first only); ``availabilities`` must then cover those occurrences' busy time.
     """
     if duration <= timedelta(0):
         raise ValueError("a meeting must last longer than zero")
@@ -158,6 +177,11 @@ def find_free_slots(
             False,
             (f"No free time for {talk.meeting} starts on the {rules.grid_minutes}-minute grid.",),
         )
+    if series is not None:
+        people_hours = list(dict.fromkeys((p.time_zone, p.working_hours) for p in people))
+        starts, clash = _series_starts(starts, dur, series, people_hours, busy, before, after)
+        if not starts:
+            return SlotSearch((), False, (_series_reason(talk, series, clash),))
     blocked = _merge([(_floor(s.start), _ceil(s.end)) for s in exclude])
     if blocked:
         starts = [t for t in starts if not _overlaps_any(blocked, t, t + dur)]
@@ -187,10 +211,13 @@ def is_free(
     *,
     rules: SlotRules = DEFAULT_RULES,
     now: datetime,
+    series: Series | None = None,
 ) -> bool:
     """Whether ``slot`` still suits everyone: notice, horizon, working hours, busy and buffers.
 
-    The grid is not checked: a start someone asked for explicitly may be off the grid.
+    The grid is not checked: a start someone asked for explicitly may be off the grid. With
+    ``series``, the slot must begin it and its checked later occurrences must suit everyone
+    too (working hours, busy and buffers).
     """
     start, end = _floor(slot.start), _ceil(slot.end)
     now_s = _ceil(now)
@@ -205,7 +232,72 @@ def is_free(
     before = math.ceil(rules.buffer_before.total_seconds())
     after = math.ceil(rules.buffer_after.total_seconds())
     busy = _Busy.together(start, [_busy_offsets(a.busy, start) for a in availabilities])
-    return busy.free_parts([(start, end)], before, after, end - start) == [(start, end)]
+    if busy.free_parts([(start, end)], before, after, end - start) != [(start, end)]:
+        return False
+    if series is None:
+        return True
+    people = list(dict.fromkeys((a.participant.time_zone, a.participant.working_hours)
+                                for a in availabilities))  # fmt: skip
+    kept, _ = _series_starts([start], end - start, series, people, busy, before, after)
+    return kept == [start]
+
+
+def _series_starts(
+    starts: list[int],
+    duration: int,
+    series: Series,
+    people: Sequence[tuple[str, WorkingHours]],
+    busy: _Busy,
+    before: int,
+    after: int,
+) -> tuple[list[int], tuple[int, int] | None]:
+    """The starts that begin ``series`` with every checked later occurrence free in everyone's
+    working hours; and the first refused start with its blocked occurrence (None if none was
+    blocked, only off the series' days)."""
+    plans: dict[int, list[int]] = {}
+    reach = 0
+    for start in starts:
+        occurrences = checked_starts(series.rule, datetime.fromtimestamp(start, UTC), series.zone)
+        if occurrences is None:
+            continue
+        later = [_floor(moment) for moment in occurrences[1:]]
+        plans[start] = later
+        if later:
+            reach = max(reach, later[-1] + duration)
+    free: list[_Span] = []
+    if reach:
+        low = min(later[0] for later in plans.values() if later)
+        hours = _WorkingCalendar(low, reach)
+        common = [(low, reach)]
+        for zone, working_hours in people:
+            common = _fitting(_intersect(common, hours.spans_for(zone, working_hours)), duration)
+        free = busy.free_parts(common, before, after, duration)
+    kept: list[int] = []
+    clash: tuple[int, int] | None = None
+    for start, later in plans.items():
+        blocked = next((t for t in later if not _fits_in(free, t, t + duration)), None)
+        if blocked is None:
+            kept.append(start)
+        elif clash is None:
+            clash = (start, blocked)
+    return kept, clash
+
+
+def _series_reason(talk: _Narrator, series: Series, clash: tuple[int, int] | None) -> str:
+    """Why no start suits a series: the first free time's later occurrence is taken, or no
+    free time falls on the series' days."""
+    if clash is None:
+        return (
+            "No free time in that window falls on a day the meeting repeats on; ask for one "
+            "of its days, e.g. `every tuesday at 10`."
+        )
+    first, blocked = clash
+    words = describe_rule(series.rule, datetime.fromtimestamp(first, UTC), series.zone)
+    return (
+        f"The meeting repeats {words}: {talk.when(first)} is free, but {talk.when(blocked)} is "
+        "not (someone is busy or outside their working hours), and so on for every free time. "
+        "Try another time of day or another day."
+    )
 
 
 # --- instants and spans -----------------------------------------------------------------------

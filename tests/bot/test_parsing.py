@@ -71,6 +71,8 @@ def assert_row_parses_as_expected(row: dict[str, Any]) -> None:
         "attendees": set(expected["attendees"]),
         "title": _title_key(expected["title"]),
     }
+    if "recurrence" in expected:  # rows about repeating meetings also name their RRULE
+        assert list(got.recurrence) == expected["recurrence"]
 
 
 def test_corpus_is_large_and_varied() -> None:
@@ -179,6 +181,37 @@ def test_recurrence_is_not_the_title() -> None:
     assert got.title == "sync"
     assert "RRULE:FREQ=WEEKLY;BYDAY=TU" in got.recurrence
     assert got.exact_start == datetime.fromisoformat("2026-12-01T10:00:00-08:00")
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("weekly 1:1 with @ana on tuesdays at 10", "RRULE:FREQ=WEEKLY;BYDAY=TU"),
+        ("every other friday", "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=FR"),
+        ("daily standup for 2 weeks", "RRULE:FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR;COUNT=10"),
+        ("standup every day at 9:30 for 2 weeks", "RRULE:FREQ=DAILY;COUNT=14"),
+        (
+            "review every monday and wednesday at 9, 6 times",
+            "RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=6",
+        ),
+        ("fortnightly retro on fridays", "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=FR"),
+    ],
+)
+def test_a_series_is_one_rrule(text: str, rule: str) -> None:
+    """Repeating phrases give exactly one RRULE: frequency, interval, days and length merged."""
+    assert _parse(text).recurrence == (rule,)
+
+
+def test_weekly_at_ten_on_tuesdays_is_at_ten() -> None:
+    """`weekly 1:1 with @ana on tuesdays at 10`: the first Tuesday, exactly at 10:00."""
+    got = _parse("weekly 1:1 with @ana on tuesdays at 10")
+    assert got.exact_start == datetime.fromisoformat("2026-12-01T10:00:00-08:00")
+    assert got.title == "1:1" and got.attendees == ("@ana",)
+
+
+def test_a_length_without_a_rule_is_not_a_series() -> None:
+    """`for 2 weeks` alone repeats nothing (no RRULE)."""
+    assert _parse("offsite planning for 2 weeks").recurrence == ()
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,8 @@ import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
+import sqlalchemy as sa
 
-from bot import store as store_module
 from bot.models import TimeSlot
 from bot.store import BookingMessage, Store
 from tests.bot.test_store import NOW, make_booking, slot_at
@@ -161,18 +160,23 @@ async def test_rows_belong_to_their_team(store: Store) -> None:
 
 
 async def test_migrating_records_that_attendees_of_earlier_bookings_know_of_them(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str,
 ) -> None:
     """A database with a delivered booking from before step 6: after it, each attendee's
     notice row says they know of it (no belated notice); reminders are still owed."""
-    with monkeypatch.context() as before:
-        before.setattr(store_module, "_MIGRATIONS", store_module._MIGRATIONS[:-1])
-        before.setattr(store_module, "LATEST_VERSION", store_module._MIGRATIONS[-2][0])
-        old = await Store.open(database_url)
-        try:
-            await confirmed(old)
-        finally:
-            await old.close()
+    old = await Store.open(database_url)
+    try:
+        await confirmed(old)
+        # Back to the schema before step 6 (and the steps after it), the booking kept.
+        async with old.engine.begin() as conn:
+            await conn.execute(sa.text("DROP TABLE booking_messages"))
+            await conn.execute(sa.text("DELETE FROM schema_version WHERE version >= 6"))
+            for table, column in (("bookings", "series_end_at"), ("bookings", "exceptions")):
+                await conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+            for column in ("series_end_at", "recurring_event_id", "original_start_at"):
+                await conn.execute(sa.text(f"ALTER TABLE local_events DROP COLUMN {column}"))
+    finally:
+        await old.close()
     store = await Store.open(database_url)
     try:
         rows = await store.booking_messages_of("T1", "booking-1")

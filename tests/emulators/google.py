@@ -28,6 +28,7 @@ from aiohttp import web
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from dateutil.rrule import rrulestr
 
 from bot.calendars.google import calendar_discovery_document
 
@@ -46,6 +47,8 @@ JSON = dict[str, Any]
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 _EVENT_ID = re.compile(r"[a-v0-9]{5,1024}")
+# An instance of a recurring event: "<eventId>_<original start in UTC, basic format>".
+_INSTANCE_ID = re.compile(r"(?P<base>[a-v0-9]{5,1024})_(?P<stamp>\d{8}T\d{6}Z)")
 # RFC 3339 date-time with a mandatory offset (Z or ±hh:mm); fractions optional.
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.I)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -795,17 +798,47 @@ class GoogleEmulator:
             return self._insert(token, calendar, body, query), 200
         event = calendar.events.get(path["eventId"])
         if event is None:
-            raise _Refusal(404, "notFound", "Not Found")
+            event = self._instance(calendar, path["eventId"])
         if method_id == "calendar.events.get":
             return event, 200
         self._require_writer(token, calendar)
         if event["status"] == "cancelled":
             raise _Refusal(410, "deleted", "Resource has been deleted")
+        if event.get("recurringEventId") and event["id"] not in calendar.events:
+            # Changing one instance makes it an exception stored beside its series.
+            calendar.events[event["id"]] = event
         if method_id == "calendar.events.delete":
             event["status"] = "cancelled"
             event["updated"] = rfc3339(datetime.fromtimestamp(self.clock(), UTC))
             return None, 204
         return self._patch(token, calendar, event, body, query), 200
+
+    def _instance(self, calendar: _Calendar, instance_id: str) -> JSON:
+        """The instance ``<eventId>_<YYYYMMDDTHHMMSSZ>`` of a recurring event, as Google
+        serves one not changed yet: the series' fields at that occurrence's time."""
+        match = _INSTANCE_ID.fullmatch(instance_id)
+        series = calendar.events.get(match.group("base")) if match else None
+        if match is None or series is None or not series.get("recurrence"):
+            raise _Refusal(404, "notFound", "Not Found")
+        original = datetime.strptime(match.group("stamp"), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        first, last = _event_span(series)
+        if original not in _occurrences(series, original, original + timedelta(seconds=1)):
+            raise _Refusal(404, "notFound", "Not Found")
+        zone = ZoneInfo(series["start"]["timeZone"])
+        instance = {k: v for k, v in series.items() if k not in ("recurrence", "id", "htmlLink")}
+        eid = _b64url(f"{instance_id} {calendar.id}".encode())
+        instance.update(
+            id=instance_id,
+            htmlLink=f"{self.url}calendar/event?eid={eid}",
+            recurringEventId=series["id"],
+            originalStartTime={"dateTime": rfc3339(original), "timeZone": zone.key},
+            start={"dateTime": original.astimezone(zone).isoformat(), "timeZone": zone.key},
+            end={
+                "dateTime": (original + (last - first)).astimezone(zone).isoformat(),
+                "timeZone": zone.key,
+            },
+        )
+        return instance
 
     def _calendar(self, token: _Token, calendar_id: str) -> _Calendar:
         resolved = token.principal if calendar_id == "primary" else calendar_id
@@ -868,6 +901,18 @@ class GoogleEmulator:
                 if not (mine or attending):
                     continue
                 first, last = _event_span(event)
+                if event.get("recurrence"):
+                    # Every occurrence is busy, but those its exceptions moved or cancelled.
+                    changed = {
+                        _instant(e["originalStartTime"]["dateTime"])
+                        for e in other.events.values()
+                        if e.get("recurringEventId") == event["id"]
+                    }
+                    length = last - first
+                    for moment in _occurrences(event, start - length, end):
+                        if moment not in changed:
+                            spans.append((max(moment, start), min(moment + length, end)))
+                    continue
                 if first < end and start < last:
                     spans.append((max(first, start), min(last, end)))
         merged: list[list[datetime]] = []
@@ -1151,6 +1196,19 @@ def _event_span(event: JSON) -> tuple[datetime, datetime]:
         return datetime.fromisoformat(value["date"]).replace(tzinfo=UTC)
 
     return point(event["start"]), point(event["end"])
+
+
+def _occurrences(event: JSON, start: datetime, end: datetime) -> list[datetime]:
+    """A recurring event's occurrence starts in ``[start, end)``, in UTC: its RRULE read on
+    the wall clock of ``start.timeZone``, as Google expands it."""
+    zone = ZoneInfo(event["start"]["timeZone"])
+    first = _instant(event["start"]["dateTime"]).astimezone(zone)
+    lines = [line[len("RRULE:") :] for line in event["recurrence"] if line.startswith("RRULE:")]
+    found: list[datetime] = []
+    for line in lines:
+        rule = rrulestr(line, dtstart=first)
+        found += [m.astimezone(UTC) for m in rule.between(start, end, inc=True) if m < end]
+    return sorted(set(found))
 
 
 def _entry_error(reason: str) -> JSON:
