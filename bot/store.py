@@ -231,6 +231,24 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingChange:
+    """A move or cancel of a booking on its way: decided in the store, then ``applying`` to
+    the calendar, then ``applied`` (webhooks queued) and being delivered (the .ics shared);
+    gone once delivered. ``sequence`` is the booking's after the change; ``payload`` is the
+    caller's (opaque here); ``file_id`` and ``channel_id`` the .ics upload in progress;
+    ``lease_until`` a worker's lease."""
+
+    team_id: str
+    booking_key: str
+    sequence: int
+    stage: str
+    payload: Mapping[str, Any]
+    file_id: str | None = None
+    channel_id: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BookingMessage:
     """A DM a booking owes one of its people, and how far sending it got.
 
@@ -585,6 +603,26 @@ def _v7_columns() -> dict[str, list[sa.Column[Any]]]:
     }
 
 
+def _define_v8(md: sa.MetaData) -> None:
+    # A booking's move or cancel until its .ics is delivered: one at a time per booking.
+    sa.Table(
+        "booking_changes",
+        md,
+        sa.Column("team_id", sa.String(32), primary_key=True),
+        sa.Column("booking_key", sa.String(255), primary_key=True),
+        sa.Column("sequence", sa.Integer, nullable=False),
+        sa.Column("stage", sa.String(16), nullable=False),
+        sa.Column("payload", _JSON, nullable=False),
+        sa.Column("file_id", sa.String(64)),
+        sa.Column("channel_id", sa.String(32)),
+        sa.Column("lease_until", UTCDateTime()),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["team_id", "booking_key"], ["bookings.team_id", "bookings.key"], ondelete="CASCADE"
+        ),
+    )
+
+
 _V1 = sa.MetaData()
 _define_v1(_V1)
 _V3 = sa.MetaData()
@@ -594,6 +632,9 @@ _define_v5(_V5)
 _V6 = sa.MetaData()
 _define_v1(_V6)  # for the foreign key only: create_all below makes booking_messages alone
 _define_v6(_V6)
+_V8 = sa.MetaData()
+_define_v1(_V8)  # for the foreign key only
+_define_v8(_V8)
 
 metadata = sa.MetaData()
 _define_v1(metadata)
@@ -615,6 +656,8 @@ _define_v5(metadata)
 webhook_outbox = metadata.tables["webhook_outbox"]
 _define_v6(metadata)
 booking_messages = metadata.tables["booking_messages"]
+_define_v8(metadata)
+booking_changes = metadata.tables["booking_changes"]
 
 
 async def _create_v1(conn: AsyncConnection) -> None:
@@ -701,6 +744,11 @@ async def _create_v6(conn: AsyncConnection) -> None:
     await conn.execute(table.insert().from_select(columns, known))
 
 
+async def _create_v8(conn: AsyncConnection) -> None:
+    table = _V8.tables["booking_changes"]
+    await conn.run_sync(lambda sync: table.create(sync))
+
+
 async def _add_v7(conn: AsyncConnection) -> None:
     await _add_columns(conn, _v7_columns())
     # Series stored before: their end is unknown here, so they count as endless (busy time may
@@ -736,6 +784,7 @@ _MIGRATIONS: tuple[tuple[int, str, _Migration], ...] = (
     (5, "webhook outbox", _create_v5),
     (6, "reminders and notices owed per booking and person", _create_v6),
     (7, "recurring bookings and events: series end, occurrence changes", _add_v7),
+    (8, "moves and cancels on their way to delivery", _create_v8),
 )
 LATEST_VERSION = _MIGRATIONS[-1][0]
 
@@ -1072,7 +1121,14 @@ class Store:
                     raise BookingConflict(booking.key, other.key)
 
     async def move_booking(
-        self, team_id: str, key: str, *, schedule: ScheduleObject, expect_sequence: int
+        self,
+        team_id: str,
+        key: str,
+        *,
+        schedule: ScheduleObject,
+        expect_sequence: int,
+        change: Mapping[str, Any] | None = None,
+        lease_until: datetime | None = None,
     ) -> Booking | None:
         """Move a live booking to ``schedule``'s time and raise its sequence by one.
 
@@ -1081,6 +1137,9 @@ class Store:
         exclusive claim, it fails with ``BookingConflict`` when the new time overlaps another
         live booking of anyone on it (the booking itself excluded), checked under the same
         per-person locks as ``claim_booking``.
+
+        With ``change`` the move is recorded, in the same transaction, as a ``PendingChange``
+        (stage ``applying``) leased until ``lease_until``: see ``begin_change``.
         """
         where = (bookings.c.team_id == team_id, bookings.c.key == key)
         live = bookings.c.state.in_([BookingState.CREATED.value, BookingState.CONFIRMED.value])
@@ -1114,17 +1173,29 @@ class Store:
             if not result.rowcount:
                 return None
             moved = (await conn.execute(sa.select(bookings).where(*where))).one()
+            if change is not None:
+                await self._begin_change(
+                    conn, team_id, key, expect_sequence + 1, change, lease_until
+                )
         return _booking_from_row(moved)
 
     async def change_occurrence(
-        self, team_id: str, key: str, change: OccurrenceChange, *, expect_sequence: int
+        self,
+        team_id: str,
+        key: str,
+        change: OccurrenceChange,
+        *,
+        expect_sequence: int,
+        pending: Mapping[str, Any] | None = None,
+        lease_until: datetime | None = None,
     ) -> Booking | None:
         """Move (``change.slot``) or cancel (None) one occurrence of a live recurring booking,
         keep it among the booking's exceptions (replacing an earlier change of that occurrence)
         and raise the booking's sequence to ``change.sequence``.
 
         A compare-and-set on ``expect_sequence`` like ``move_booking``; a moved occurrence is
-        checked for overlaps with anyone's other live bookings under the same locks.
+        checked for overlaps with anyone's other live bookings under the same locks. With
+        ``pending``, recorded as a pending change like ``move_booking``'s ``change``.
         """
         where = (bookings.c.team_id == team_id, bookings.c.key == key)
         live = bookings.c.state.in_([BookingState.CREATED.value, BookingState.CONFIRMED.value])
@@ -1163,15 +1234,24 @@ class Store:
             if not result.rowcount:
                 return None
             changed = (await conn.execute(sa.select(bookings).where(*where))).one()
+            if pending is not None:
+                await self._begin_change(conn, team_id, key, change.sequence, pending, lease_until)
         return _booking_from_row(changed)
 
     async def cancel_booking(
-        self, team_id: str, key: str, *, expect_sequence: int
+        self,
+        team_id: str,
+        key: str,
+        *,
+        expect_sequence: int,
+        change: Mapping[str, Any] | None = None,
+        lease_until: datetime | None = None,
     ) -> Booking | None:
         """Mark a live booking cancelled and raise its sequence by one.
 
         A compare-and-set: None unless it is live (created or confirmed) at ``expect_sequence``,
-        so a double click or a retry cancels it once, and a move in between is not lost.
+        so a double click or a retry cancels it once, and a move in between is not lost. With
+        ``change``, recorded as a pending change like ``move_booking``'s.
         """
         where = (bookings.c.team_id == team_id, bookings.c.key == key)
         async with self._write() as conn:
@@ -1193,7 +1273,166 @@ class Store:
             if not result.rowcount:
                 return None
             row = (await conn.execute(sa.select(bookings).where(*where))).one()
+            if change is not None:
+                await self._begin_change(
+                    conn, team_id, key, expect_sequence + 1, change, lease_until
+                )
         return _booking_from_row(row)
+
+    # -- moves and cancels on their way: the pending change of a booking --
+
+    async def _begin_change(
+        self,
+        conn: AsyncConnection,
+        team_id: str,
+        key: str,
+        sequence: int,
+        payload: Mapping[str, Any],
+        lease_until: datetime | None,
+    ) -> None:
+        """Record a change just decided (stage ``applying``), replacing an earlier change of
+        the booking still on its way: the newer .ics supersedes it."""
+        where = (booking_changes.c.team_id == team_id, booking_changes.c.booking_key == key)
+        await conn.execute(booking_changes.delete().where(*where))
+        await conn.execute(
+            booking_changes.insert().values(
+                team_id=team_id,
+                booking_key=key,
+                sequence=sequence,
+                stage="applying",
+                payload=dict(payload),
+                lease_until=lease_until,
+                updated_at=self._clock(),
+            )
+        )
+
+    async def change_applied(
+        self,
+        team_id: str,
+        key: str,
+        sequence: int,
+        *,
+        webhooks: Sequence[WebhookMessage] = (),
+        close_offer: str | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """The calendar follows the change: move it to ``applied`` and, in the same
+        transaction, queue its webhooks and close the offer it was picked from. False (and
+        nothing done) unless the change at ``sequence`` was still applying."""
+        when = now or self._clock()
+        async with self._write() as conn:
+            result = await conn.execute(
+                booking_changes.update()
+                .where(
+                    booking_changes.c.team_id == team_id,
+                    booking_changes.c.booking_key == key,
+                    booking_changes.c.sequence == sequence,
+                    booking_changes.c.stage == "applying",
+                )
+                .values(stage="applied", updated_at=self._clock())
+            )
+            if not result.rowcount:
+                return False
+            if webhooks:
+                await self._insert_webhooks(conn, webhooks, when)
+            if close_offer is not None:
+                await self._close_offer(conn, team_id, close_offer, when)
+        return True
+
+    async def lease_change(
+        self, team_id: str, key: str, now: datetime, until: datetime
+    ) -> PendingChange | None:
+        """Take the booking's pending change until ``until``; None when there is none or
+        another worker's lease has not lapsed. A compare-and-set, like ``lease_delivery``."""
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    booking_changes.update()
+                    .where(
+                        booking_changes.c.team_id == team_id,
+                        booking_changes.c.booking_key == key,
+                        sa.or_(
+                            booking_changes.c.lease_until.is_(None),
+                            booking_changes.c.lease_until <= now,
+                        ),
+                    )
+                    .values(lease_until=until)
+                    .returning(*booking_changes.c)
+                )
+            ).first()
+        return _pending_change_from_row(row) if row else None
+
+    async def get_change(self, team_id: str, key: str) -> PendingChange | None:
+        """The booking's pending change, if one is on its way."""
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(booking_changes).where(
+                        booking_changes.c.team_id == team_id,
+                        booking_changes.c.booking_key == key,
+                    )
+                )
+            ).first()
+        return _pending_change_from_row(row) if row else None
+
+    async def record_change_file(
+        self, team_id: str, key: str, sequence: int, *, file_id: str, channel_id: str
+    ) -> None:
+        """Note the change's .ics upload before it can be shared (found again after a crash)."""
+        async with self._write() as conn:
+            await conn.execute(
+                booking_changes.update()
+                .where(
+                    booking_changes.c.team_id == team_id,
+                    booking_changes.c.booking_key == key,
+                    booking_changes.c.sequence == sequence,
+                )
+                .values(file_id=file_id, channel_id=channel_id, updated_at=self._clock())
+            )
+
+    async def release_change(self, team_id: str, key: str) -> None:
+        """Give up a change's lease (the attempt failed): the next may start at once."""
+        async with self._write() as conn:
+            await conn.execute(
+                booking_changes.update()
+                .where(booking_changes.c.team_id == team_id, booking_changes.c.booking_key == key)
+                .values(lease_until=None)
+            )
+
+    async def finish_change(self, team_id: str, key: str, sequence: int) -> bool:
+        """The change at ``sequence`` is delivered (a newer one, if any, stays on its way)."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                booking_changes.delete().where(
+                    booking_changes.c.team_id == team_id,
+                    booking_changes.c.booking_key == key,
+                    booking_changes.c.sequence == sequence,
+                )
+            )
+        return bool(result.rowcount)
+
+    async def unfinished_changes(
+        self, now: datetime, settle: timedelta, *, limit: int = 100
+    ) -> list[PendingChange]:
+        """Pending changes nobody works on, all teams, oldest first: a lapsed lease, or no
+        lease and untouched for ``settle``."""
+        query = (
+            sa.select(booking_changes)
+            .where(
+                sa.or_(
+                    booking_changes.c.lease_until <= now,
+                    sa.and_(
+                        booking_changes.c.lease_until.is_(None),
+                        booking_changes.c.updated_at < self._clock() - settle,
+                    ),
+                )
+            )
+            .order_by(booking_changes.c.updated_at)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_pending_change_from_row(row) for row in rows]
 
     async def booked_intervals(
         self, team_id: str, user_ids: Sequence[str], start: datetime, end: datetime
@@ -1242,6 +1481,7 @@ class Store:
         schedule: ScheduleObject | None = None,
         uid: str | None = None,
         exceptions: Sequence[OccurrenceChange] | None = None,
+        drop_change: int | None = None,
         channel_id: str | _Unset | None = _UNSET,
         thread_ts: str | _Unset | None = _UNSET,
         message_ts: str | _Unset | None = _UNSET,
@@ -1251,6 +1491,8 @@ class Store:
 
         With ``expect_state`` it is a compare-and-set: None unless the booking was in that
         state, so only one of several racing callers moves it on. None too for an unknown key.
+        ``drop_change`` (a sequence) forgets that pending change in the same transaction (a
+        change taken back because the calendar refused it).
         """
         values: dict[str, Any] = {"updated_at": self._clock()}
         if state is not None:
@@ -1284,6 +1526,14 @@ class Store:
             result = await conn.execute(bookings.update().where(*where).values(**values))
             if not result.rowcount:
                 return None
+            if drop_change is not None:
+                await conn.execute(
+                    booking_changes.delete().where(
+                        booking_changes.c.team_id == team_id,
+                        booking_changes.c.booking_key == key,
+                        booking_changes.c.sequence == drop_change,
+                    )
+                )
             row = (await conn.execute(sa.select(bookings).where(*where[:2]))).one()
         return _booking_from_row(row)
 
@@ -2340,6 +2590,19 @@ _DELIVERY_COLUMNS = (
     bookings.c.invite_channel_id,
     bookings.c.delivering_until,
 )
+
+
+def _pending_change_from_row(row: Any) -> PendingChange:
+    return PendingChange(
+        team_id=row.team_id,
+        booking_key=row.booking_key,
+        sequence=row.sequence,
+        stage=row.stage,
+        payload=dict(row.payload or {}),
+        file_id=row.file_id,
+        channel_id=row.channel_id,
+        lease_until=row.lease_until,
+    )
 
 
 def _delivery_from_row(row: Any) -> Delivery:

@@ -6,15 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError
-from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import OfferError, SlotTakenError
 from bot.scheduling.booking import Change, moves_booking
 from handlers import blocks, ids
 from handlers.conversation import conversation_link, replace_message
-from handlers.delivery import ReplyTo, deliver, share_change
+from handlers.delivery import ReplyTo, deliver, deliver_change
 from handlers.errors import reporting_errors
 from handlers.payloads import Click, read_click
 from handlers.services import Services
@@ -39,14 +37,7 @@ def register(app: AsyncApp, services: Services) -> None:
             click.channel_id,
             click.thread_ts or (None if click.ephemeral else click.message_ts),
         )
-        reply = ReplyTo(
-            user_id=click.user_id,
-            channel_id=click.channel_id,
-            thread_ts=click.thread_ts,
-            message_ts=click.message_ts,
-            ephemeral=click.ephemeral,
-            response_url=respond.response_url,
-        )
+        reply = _reply_to(click, respond)
         try:
             picked = await services.scheduler.pick(
                 click.team_id,
@@ -70,7 +61,7 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             return
         if isinstance(picked, Change):  # a reschedule offer: the booking moved
-            await _show_change(client, respond, click, picked, services)
+            await _finish_change(client, respond, click, picked, services)
             return
         # Delivered once, whoever gets there first: this click, a retry, or the reconcile.
         if await deliver(client, services.scheduler, picked):
@@ -105,7 +96,7 @@ def register(app: AsyncApp, services: Services) -> None:
         current = await services.scheduler.current(
             click.team_id, click.user_id, key, services.directory(client)
         )
-        await _show_change(client, respond, click, current, services)
+        await _show_change(client, respond, click, current)
 
     @app.action(ids.RESCHEDULE)
     @reporting_errors
@@ -149,7 +140,7 @@ def register(app: AsyncApp, services: Services) -> None:
             click.team_id, click.user_id, click.value, services.directory(client)
         )
         if current.cancelled:
-            await _show_change(client, respond, click, current, services)
+            await _show_change(client, respond, click, current)
             return
         if current.upcoming:  # a series: one of its meetings, or all of them?
             await _replace(
@@ -196,9 +187,14 @@ def register(app: AsyncApp, services: Services) -> None:
         click = read_click(body)
         key, occurrence = ids.read_occurrence_value(click.value)
         change = await services.scheduler.cancel(
-            click.team_id, click.user_id, key, services.directory(client), occurrence=occurrence
+            click.team_id,
+            click.user_id,
+            key,
+            services.directory(client),
+            occurrence=occurrence,
+            reply_to=_reply_to(click, respond).to_json(),
         )
-        await _show_change(client, respond, click, change, services)
+        await _finish_change(client, respond, click, change, services)
 
     @app.action(ids.KEEP_BOOKING)
     @reporting_errors
@@ -210,7 +206,7 @@ def register(app: AsyncApp, services: Services) -> None:
         current = await services.scheduler.current(
             click.team_id, click.user_id, click.value, services.directory(client)
         )
-        await _show_change(client, respond, click, current, services)
+        await _show_change(client, respond, click, current)
 
 
 async def _offer_new_times(
@@ -232,43 +228,45 @@ async def _offer_new_times(
 
 
 async def _show_change(
+    client: AsyncWebClient, respond: AsyncRespond, click: Click, change: Change
+) -> None:
+    """Show the booking as it stands in place of the clicked message."""
+    await _replace(client, respond, click, blocks.change_text(change), blocks.change_blocks(change))
+
+
+async def _finish_change(
     client: AsyncWebClient,
     respond: AsyncRespond,
     click: Click,
     change: Change,
     services: Services,
 ) -> None:
-    """Share the change's .ics if this click made it, then show the booking as it stands,
-    both here and in its confirmation message when this click was somewhere else (a typed
-    move's offer, the list, the DM after the Home tab); then (for the click that made it) move
-    or take back its reminders and tell the others."""
-    if change.fresh:
-        await share_change(client, change)
-    text, content = blocks.change_text(change), blocks.change_blocks(change)
-    await _replace(client, respond, click, text, content)
-    if change.fresh:
-        await _update_confirmation(client, click, change, text, content)
+    """After a move or cancel: deliver it (its .ics once, the booking shown here and in its
+    confirmation message) if this click made it, or finish it if a crash left it half-done
+    (a retried click); else just show the booking. Then its reminders and the others'
+    notices follow."""
+    if change.pending is None:
+        resumed = await services.scheduler.resume_change(
+            click.team_id, change.booking.key, services.directory(client)
+        )
+        if resumed is None:
+            await _show_change(client, respond, click, change)
+            return
+        change = resumed
+    if await deliver_change(client, services.scheduler, change):
         await services.follow_up(client, click.team_id, change.booking.key)
 
 
-async def _update_confirmation(
-    client: AsyncWebClient, click: Click, change: Change, text: str, content: list[Block]
-) -> None:
-    """Show a change in the booking's own confirmation message too, when the click was
-    elsewhere. An ephemeral confirmation (no message ts) only its long spent response_url
-    could replace."""
-    booking = change.booking
-    if not (booking.channel_id and booking.message_ts):
-        return
-    if (click.channel_id, click.message_ts) == (booking.channel_id, booking.message_ts):
-        return
-    try:
-        await client.chat_update(
-            channel=booking.channel_id, ts=booking.message_ts, text=text, blocks=content
-        )
-    except SlackApiError as exc:
-        if exc.response.get("error") not in ("message_not_found", "cant_update_message"):
-            raise
+def _reply_to(click: Click, respond: AsyncRespond) -> ReplyTo:
+    """Where this click wants its answer: the clicked message, or its response_url."""
+    return ReplyTo(
+        user_id=click.user_id,
+        channel_id=click.channel_id,
+        thread_ts=click.thread_ts,
+        message_ts=click.message_ts,
+        ephemeral=click.ephemeral,
+        response_url=respond.response_url,
+    )
 
 
 async def _replace(

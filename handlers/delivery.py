@@ -1,5 +1,6 @@
 """Delivering a booking exactly once: the .ics into the conversation, then the offer replaced by
-the confirmation. The click and the reconcile both deliver through ``deliver``.
+the confirmation. The click and the reconcile both deliver through ``deliver``; a move or a
+cancel, likewise, through ``deliver_change``.
 
 A lease in the store lets one of any number of concurrent deliverers (double click, retry,
 reconcile, another instance) do it. The upload is files_upload_v2's three calls made one by
@@ -9,23 +10,24 @@ asks ``files.info`` whether that file already reached the conversation and never
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.models import BookingState
 from bot.scheduling.booking import Change, Confirmation, Scheduler
-from bot.store import Delivery
 from handlers import blocks
 from handlers.blocks import escape
 
-__all__ = ["ReplyTo", "deliver", "share_change"]
+__all__ = ["ReplyTo", "deliver", "deliver_change"]
 
 logger = logging.getLogger("slotbot.delivery")
 
@@ -84,9 +86,33 @@ async def deliver(client: AsyncWebClient, scheduler: Scheduler, confirmation: Co
     if delivery is None:
         return False
     reply = ReplyTo.from_json(delivery.reply_to, booking.organizer_id)
+    offer = confirmation.offer
+    title = escape(booking.title or "Meeting")
+
+    async def record(file_id: str, channel: str) -> None:
+        await scheduler.record_invite(
+            booking.team_id, booking.key, file_id=file_id, channel_id=channel
+        )
+
     try:
-        channel = await _share_invite(client, scheduler, confirmation, delivery)
-        await _show_confirmation(client, reply, confirmation)
+        channel = await _share_once(
+            client,
+            _Invite(
+                confirmation.filename,
+                confirmation.invite,
+                f"Invite for {title}: open it to add the meeting to your calendar.",
+            ),
+            recorded=(delivery.invite_file_id, delivery.invite_channel_id),
+            place=(offer.channel_id, offer.thread_ts),
+            fallback_user=booking.organizer_id,
+            record=record,
+        )
+        await _show(
+            client,
+            reply,
+            blocks.confirmation_text(confirmation),
+            blocks.confirmation_blocks(confirmation),
+        )
     except BaseException:
         # Let the next click or the reconcile try again at once rather than after the lease.
         await scheduler.release_delivery(booking.team_id, booking.key)
@@ -100,10 +126,14 @@ async def deliver(client: AsyncWebClient, scheduler: Scheduler, confirmation: Co
     return True
 
 
-async def share_change(client: AsyncWebClient, change: Change) -> str:
-    """Upload a moved or cancelled booking's .ics into its conversation (its thread, where it
-    has one), else the organizer's DM; the channel it went to. Only the call that made the
-    change (``change.fresh``) shares it, so it is shared once."""
+async def deliver_change(client: AsyncWebClient, scheduler: Scheduler, change: Change) -> bool:
+    """Share a move's or cancel's .ics once, show the booking as it now stands where the
+    change was asked for and in its confirmation message, and mark the change delivered.
+    Only for a change this caller holds (``change.pending``: the click that made it, or
+    whoever resumed it); True when delivered."""
+    pending = change.pending
+    if pending is None:
+        return False
     booking = change.booking
     title = escape(booking.title or "Meeting")
     comment = (
@@ -111,115 +141,122 @@ async def share_change(client: AsyncWebClient, change: Change) -> str:
         if change.cancelled or change.occurrence_cancelled
         else f"Updated invite for {title}: open it to move the meeting in your calendar."
     )
-    if booking.channel_id:
-        try:
-            await _upload_bytes(
-                client,
-                change.filename,
-                change.invite,
-                booking.channel_id,
-                booking.thread_ts,
-                comment,
-            )
-            return booking.channel_id
-        except SlackApiError as exc:
-            if exc.response.get("error") not in _CANNOT_POST:
-                raise
-    opened = await client.conversations_open(users=booking.organizer_id)
-    dm = str((opened.get("channel") or {})["id"])
-    await _upload_bytes(client, change.filename, change.invite, dm, None, comment)
-    return dm
+
+    async def record(file_id: str, channel: str) -> None:
+        await scheduler.record_change_file(pending, file_id, channel)
+
+    try:
+        await _share_once(
+            client,
+            _Invite(change.filename, change.invite, comment),
+            recorded=(pending.file_id, pending.channel_id),
+            place=(booking.channel_id, booking.thread_ts),
+            fallback_user=booking.organizer_id,
+            record=record,
+        )
+        text, content = blocks.change_text(change), blocks.change_blocks(change)
+        asked = pending.payload.get("reply_to")
+        reply = ReplyTo.from_json(asked, booking.organizer_id) if asked else None
+        if reply is not None:
+            await _show(client, reply, text, content)
+        here = (reply.channel_id, reply.message_ts) if reply is not None else None
+        own = (booking.channel_id, booking.message_ts)
+        if booking.channel_id and booking.message_ts and here != own:
+            # The booking's own confirmation follows too (a typed move, the list, Home).
+            await _update_in_place(client, booking.channel_id, booking.message_ts, text, content)
+    except BaseException:
+        await scheduler.release_change(pending)
+        raise
+    await scheduler.change_delivered(pending)
+    return True
 
 
-async def _upload_bytes(
+# --- sharing a file once ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Invite:
+    filename: str
+    content: bytes
+    comment: str
+
+
+async def _share_once(
     client: AsyncWebClient,
-    filename: str,
-    content: bytes,
-    channel: str,
-    thread_ts: str | None,
-    comment: str,
-) -> None:
-    issued = await client.files_getUploadURLExternal(filename=filename, length=len(content))
-    file_id, url = str(issued["file_id"]), str(issued["upload_url"])
-    async with aiohttp.ClientSession() as session, session.post(url, data=content) as response:
-        if response.status != 200:
-            raise UploadError(f"the upload URL answered HTTP {response.status}")
-    await client.files_completeUploadExternal(
-        files=[{"id": file_id, "title": filename}],
-        channel_id=channel,
-        thread_ts=thread_ts,
-        initial_comment=comment,
-    )
-
-
-# --- the invite -----------------------------------------------------------------------------
-
-
-async def _share_invite(
-    client: AsyncWebClient, scheduler: Scheduler, confirmation: Confirmation, delivery: Delivery
+    invite: _Invite,
+    *,
+    recorded: tuple[str | None, str | None],
+    place: tuple[str | None, str | None],
+    fallback_user: str,
+    record: Callable[[str, str], Awaitable[None]],
 ) -> str:
-    """Upload the .ics into the offer's conversation (else the requester's DM), once."""
-    offer = confirmation.offer
-    file_id, channel = delivery.invite_file_id, delivery.invite_channel_id
+    """Upload ``invite`` into ``place`` (a channel and thread), else ``fallback_user``'s DM,
+    exactly once: the file id is ``record``ed before the file can be shared, and an upload
+    ``recorded`` by an earlier attempt is checked (and finished) before a new one is made.
+    The channel it went to."""
+    file_id, channel = recorded
+    channel_id, thread_ts = place
     if file_id and channel:
         # An earlier deliverer got this far, then died or failed: did its share happen?
         if await _shared_in(client, file_id, channel):
             return channel
-        thread_ts = offer.thread_ts if channel == offer.channel_id else None
         try:
-            await _complete(client, confirmation, file_id, channel, thread_ts)
+            await _complete(
+                client, invite, file_id, channel, thread_ts if channel == channel_id else None
+            )
             return channel
         except SlackApiError:
             pass  # its bytes never arrived (or the upload lapsed): upload afresh
-    if offer.channel_id:
+    if channel_id:
         try:
-            await _upload(client, scheduler, confirmation, offer.channel_id, offer.thread_ts)
-            return offer.channel_id
+            await _upload(client, invite, channel_id, thread_ts, record)
+            return channel_id
         except SlackApiError as exc:
             if exc.response.get("error") not in _CANNOT_POST:
                 raise
-    opened = await client.conversations_open(users=confirmation.booking.organizer_id)
+    opened = await client.conversations_open(users=fallback_user)
     dm = str((opened.get("channel") or {})["id"])
-    await _upload(client, scheduler, confirmation, dm, None)
+    await _upload(client, invite, dm, None, record)
     return dm
 
 
 async def _upload(
     client: AsyncWebClient,
-    scheduler: Scheduler,
-    confirmation: Confirmation,
+    invite: _Invite,
     channel: str,
     thread_ts: str | None,
+    record: Callable[[str, str], Awaitable[None]],
 ) -> None:
-    booking = confirmation.booking
     issued = await client.files_getUploadURLExternal(
-        filename=confirmation.filename, length=len(confirmation.invite)
+        filename=invite.filename, length=len(invite.content)
     )
     file_id, url = str(issued["file_id"]), str(issued["upload_url"])
     # Recorded before the file can be shared, so that a crash from here on is recoverable.
-    await scheduler.record_invite(booking.team_id, booking.key, file_id=file_id, channel_id=channel)
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url, data=confirmation.invite) as response,
-    ):
+    await record(file_id, channel)
+    async with _http(client) as session, session.post(url, data=invite.content) as response:
         if response.status != 200:
             raise UploadError(f"the upload URL answered HTTP {response.status}")
-    await _complete(client, confirmation, file_id, channel, thread_ts)
+    await _complete(client, invite, file_id, channel, thread_ts)
+
+
+@contextlib.asynccontextmanager
+async def _http(client: AsyncWebClient) -> AsyncIterator[aiohttp.ClientSession]:
+    """The client's own HTTP session (the app's, kept open), else one for this upload."""
+    if client.session is not None and not client.session.closed:
+        yield client.session
+        return
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 async def _complete(
-    client: AsyncWebClient,
-    confirmation: Confirmation,
-    file_id: str,
-    channel: str,
-    thread_ts: str | None,
+    client: AsyncWebClient, invite: _Invite, file_id: str, channel: str, thread_ts: str | None
 ) -> None:
-    title = escape(confirmation.booking.title or "Meeting")
     await client.files_completeUploadExternal(
-        files=[{"id": file_id, "title": confirmation.filename}],
+        files=[{"id": file_id, "title": invite.filename}],
         channel_id=channel,
         thread_ts=thread_ts,
-        initial_comment=f"Invite for {title}: open it to add the meeting to your calendar.",
+        initial_comment=invite.comment,
     )
 
 
@@ -238,24 +275,16 @@ async def _shared_in(client: AsyncWebClient, file_id: str, channel: str) -> bool
 # --- the confirmation -----------------------------------------------------------------------
 
 
-async def _show_confirmation(
-    client: AsyncWebClient, reply: ReplyTo, confirmation: Confirmation
+async def _show(
+    client: AsyncWebClient, reply: ReplyTo, text: str, content: Sequence[Block]
 ) -> None:
-    """Replace the offer with the confirmation (doing it twice shows it once); if the offer
-    cannot be reached any more, tell the requester in a new message."""
-    text = blocks.confirmation_text(confirmation)
-    content = blocks.confirmation_blocks(confirmation)
+    """Replace the clicked message (an offer) with ``content`` (doing it twice shows it
+    once); if it cannot be reached any more, tell the person in a new message."""
     if not reply.ephemeral and reply.channel_id and reply.message_ts:
-        try:
-            await client.chat_update(
-                channel=reply.channel_id, ts=reply.message_ts, text=text, blocks=content
-            )
+        if await _update_in_place(client, reply.channel_id, reply.message_ts, text, content):
             return
-        except SlackApiError as exc:
-            if exc.response.get("error") not in ("message_not_found", "cant_update_message"):
-                raise
     elif reply.response_url:
-        sent = await AsyncWebhookClient(reply.response_url).send(
+        sent = await AsyncWebhookClient(reply.response_url, session=client.session).send(
             text=text, blocks=content, replace_original=True
         )
         if sent.status_code == 200:
@@ -278,3 +307,16 @@ async def _show_confirmation(
     opened = await client.conversations_open(users=reply.user_id)
     dm = str((opened.get("channel") or {})["id"])
     await client.chat_postMessage(channel=dm, text=text, blocks=content)
+
+
+async def _update_in_place(
+    client: AsyncWebClient, channel: str, ts: str, text: str, content: Sequence[Block]
+) -> bool:
+    """Edit a message of the bot's; False when it is gone or cannot be edited any more."""
+    try:
+        await client.chat_update(channel=channel, ts=ts, text=text, blocks=content)
+    except SlackApiError as exc:
+        if exc.response.get("error") not in ("message_not_found", "cant_update_message"):
+            raise
+        return False
+    return True

@@ -1,10 +1,13 @@
-"""The reconcile: finish bookings a crash left half-done, at start-up and then periodically.
+"""The reconcile: finish bookings, moves and cancels a crash left half-done, at start-up and
+then periodically.
 
 A booking still pending (the calendar event may not exist) or created (not yet delivered) that
 nobody holds a lease on is resumed (creating its event is idempotent by id) and delivered
 through the same ``deliver`` a click uses, so it still ends in one event, one .ics, one
-confirmation. Then bookings whose reminders or notices are behind (a crash or a Slack failure
-after the click, a reminder too far ahead for Slack until now) are brought in step.
+confirmation. A move or cancel left on its way is applied to the calendar again (idempotent)
+and delivered through ``deliver_change``. Then bookings whose reminders or notices are behind
+(a crash or a Slack failure after the click, a reminder too far ahead for Slack until now) are
+brought in step.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.scheduling.booking import Scheduler
 from bot.scheduling.reminders import Reminders
-from handlers.delivery import deliver
-from handlers.directory import PeopleCache
+from handlers.delivery import deliver, deliver_change
+from handlers.directory import PeopleCache, SlackDirectory
 from handlers.installations import SlackInstalls
 from handlers.messenger import follow_up
 
@@ -65,12 +68,14 @@ async def reconcile_once(
     reminders: Reminders | None = None,
     people: PeopleCache | None = None,
 ) -> int:
-    """Finish every half-done booking nobody is working on, then (with ``reminders``) bring
-    behind reminders and notices in step; the number of bookings delivered now."""
+    """Finish every half-done booking, move and cancel nobody is working on, then (with
+    ``reminders``) bring behind reminders and notices in step; the number delivered now."""
     client_for = one_client(clients) if isinstance(clients, AsyncWebClient) else clients
+    people = people or PeopleCache()
     delivered = await _deliver_unfinished(client_for, scheduler)
+    delivered += await _deliver_unfinished_changes(client_for, scheduler, people)
     if reminders is not None:
-        await _follow_up_behind(client_for, reminders, people or PeopleCache())
+        await _follow_up_behind(client_for, reminders, people)
     return delivered
 
 
@@ -99,6 +104,24 @@ async def _deliver_unfinished(client_for: ClientFor, scheduler: Scheduler) -> in
         except Exception as exc:  # noqa: BLE001 - one stuck booking must not stop the rest
             # Left for the next round; the type only: messages may carry people's text.
             logger.warning("could not finish a booking yet: %s", type(exc).__name__)
+    return delivered
+
+
+async def _deliver_unfinished_changes(
+    client_for: ClientFor, scheduler: Scheduler, people: PeopleCache
+) -> int:
+    delivered = 0
+    for pending in await scheduler.unfinished_changes():
+        try:
+            client = await client_for(pending.team_id)
+            if client is None:
+                continue
+            directory = SlackDirectory(client, people)
+            change = await scheduler.resume_change(pending.team_id, pending.booking_key, directory)
+            if change is not None and await deliver_change(client, scheduler, change):
+                delivered += 1
+        except Exception as exc:  # noqa: BLE001 - one stuck change must not stop the rest
+            logger.warning("could not finish a move or cancel yet: %s", type(exc).__name__)
     return delivered
 
 

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bot.calendars import (
     Attendee,
@@ -56,7 +56,7 @@ from bot.scheduling.slots import (
     find_free_slots,
     is_free,
 )
-from bot.store import BookingConflict, Delivery, Offer, Store, UserSettings
+from bot.store import BookingConflict, Delivery, Offer, PendingChange, Store, UserSettings
 
 if TYPE_CHECKING:
     from bot.webhooks import WebhookKind, Webhooks
@@ -183,6 +183,8 @@ class Change:
     upcoming: tuple[Occurrence, ...] = ()
     #: How the series repeats, in words (``every Tuesday``); None for one meeting.
     repeats: str | None = None
+    #: The change still to deliver, held by whoever got this (None: nothing to deliver).
+    pending: PendingChange | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -206,6 +208,10 @@ class Change:
         if change is not None and change.slot is not None:
             return change.slot
         return TimeSlot(self.occurrence, self.occurrence + self.booking.slot.duration)
+
+
+def _instant(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def _occurrence_of(offer: Offer) -> datetime | None:
@@ -676,7 +682,7 @@ class Scheduler:
         ``book``."""
         offer = await self.store.get_offer(team_id, offer_id, None)
         if offer is not None and moves_booking(offer) is not None:
-            return await self.move(team_id, user_id, offer, index, directory)
+            return await self.move(team_id, user_id, offer, index, directory, reply_to=reply_to)
         return await self._book(
             team_id,
             user_id,
@@ -836,13 +842,22 @@ class Scheduler:
         return CommandAnswer(command, proposal=proposal)
 
     async def move(
-        self, team_id: str, user_id: str, offer: Offer, index: int, directory: Directory
+        self,
+        team_id: str,
+        user_id: str,
+        offer: Offer,
+        index: int,
+        directory: Directory,
+        *,
+        reply_to: Mapping[str, Any] | None = None,
     ) -> Change:
         """Move the booking a reschedule offer is for to slot ``index`` of it.
 
         The move is decided atomically in the store (no overlap with anyone's other bookings,
-        compare-and-set on the sequence), then the same calendar event is changed. A second
-        click for the time already moved to returns that move with ``fresh`` False.
+        compare-and-set on the sequence) and recorded as a pending change, then the same
+        calendar event is changed (see ``_carry_out``). A second click for the time already
+        moved to returns that move with ``fresh`` False. ``reply_to`` (opaque) is kept with
+        the change: where to show it if someone else has to finish it after a crash.
         """
         now = self.clock()
         key = str(offer.extra[_MOVES])
@@ -851,7 +866,9 @@ class Scheduler:
             raise PermissionDeniedError(f"Only <@{offer.requester_id}> can pick from this offer.")
         occurrence = _occurrence_of(offer)
         if occurrence is not None:
-            return await self._move_occurrence(booking, offer, index, occurrence, directory, now)
+            return await self._move_occurrence(
+                booking, offer, index, occurrence, directory, now, reply_to
+            )
         if not 0 <= index < len(offer.slots):
             raise OfferError("That time is no longer on offer. Pick one of the times shown.")
         slot = offer.slots[index]
@@ -876,9 +893,17 @@ class Scheduler:
             calendar_id=booking.schedule.calendar_id,
             recurrence=booking.schedule.recurrence,
         )
+        pending = await self._pending(
+            booking, "moved", offer=offer, previous=booking.slot, reply_to=reply_to
+        )
         try:
             moved = await self.store.move_booking(
-                team_id, key, schedule=schedule, expect_sequence=booking.sequence
+                team_id,
+                key,
+                schedule=schedule,
+                expect_sequence=booking.sequence,
+                change=pending,
+                lease_until=now + self.delivery_lease,
             )
         except BookingConflict:
             await self._refresh(offer, 0)
@@ -890,31 +915,7 @@ class Scheduler:
             if current is not None and current.slot == slot:
                 return self._change(current, participants, now, fresh=False, previous=None)
             raise OfferError("This meeting changed meanwhile. Press Reschedule again.")
-        delivery = await self.store.get_delivery(team_id, key)
-        link = delivery.reply_to.get(_LINK) if delivery else None
-        event_id = booking.schedule.calendar_event_id or event_id_for(key)
-        event = replace(
-            _calendar_event(moved, participants, event_id, link if isinstance(link, str) else None),
-            calendar_id=booking.schedule.calendar_id or booking.organizer_id,
-            sequence=moved.sequence,
-        )
-        try:
-            await self.calendar.update_event(team_id, event)
-        except BaseException:
-            # The calendar still has the old time: so must the booking, or they disagree.
-            await self.store.update_booking(
-                team_id,
-                key,
-                schedule=booking.schedule,
-                sequence=booking.sequence,
-                exceptions=booking.exceptions,
-            )
-            raise
-        await self.store.close_offer(team_id, offer.id, now)
-        await self._announce(
-            moved, "booking.moved", link, now, {"previous_schedule": booking.schedule.to_json()}
-        )
-        return self._change(moved, participants, now, fresh=True, previous=booking.slot)
+        return await self._carry_out(booking, moved, participants, pending, now)
 
     async def cancel(
         self,
@@ -924,9 +925,11 @@ class Scheduler:
         directory: Directory,
         *,
         occurrence: datetime | None = None,
+        reply_to: Mapping[str, Any] | None = None,
     ) -> Change:
-        """Cancel the booking: its calendar event goes, its sequence rises, and the change
+        """Cancel the booking: its sequence rises, its calendar event goes, and the change
         carries a METHOD:CANCEL .ics. A second call (double click, retry) is not ``fresh``.
+        Like a move, recorded as a pending change first (``reply_to`` kept with it).
 
         With ``occurrence`` (an original start) only that meeting of a series is cancelled:
         the calendar drops that instance and the .ics cancels it by RECURRENCE-ID.
@@ -937,27 +940,20 @@ class Scheduler:
         if booking.state == BookingState.PENDING:
             raise OfferError("This meeting is still being booked. Try again in a moment.")
         if occurrence is not None:
-            return await self._cancel_occurrence(booking, occurrence, participants, now)
-        organizer = participants[0]
+            return await self._cancel_occurrence(booking, occurrence, participants, now, reply_to)
         for _ in range(3):  # a move racing this cancel raises the sequence once more
             if booking.state == BookingState.CANCELLED:
                 return self._change(booking, participants, now, fresh=False, previous=None)
-            # The event goes first (deleting twice is harmless), so a booking never says
-            # cancelled while its event still stands.
-            await self.calendar.delete_event(
-                team_id,
-                booking.schedule.calendar_id or booking.organizer_id,
-                booking.schedule.calendar_event_id or event_id_for(key),
-                organizer=Attendee.of(organizer),
-            )
+            pending = await self._pending(booking, "cancelled", reply_to=reply_to)
             cancelled = await self.store.cancel_booking(
-                team_id, key, expect_sequence=booking.sequence
+                team_id,
+                key,
+                expect_sequence=booking.sequence,
+                change=pending,
+                lease_until=now + self.delivery_lease,
             )
             if cancelled is not None:
-                delivery = await self.store.get_delivery(team_id, key)
-                link = delivery.reply_to.get(_LINK) if delivery else None
-                await self._announce(cancelled, "booking.cancelled", link, now)
-                return self._change(cancelled, participants, now, fresh=True, previous=None)
+                return await self._carry_out(booking, cancelled, participants, pending, now)
             current = await self.store.get_booking(team_id, key)
             if current is None:
                 break
@@ -972,6 +968,7 @@ class Scheduler:
         original: datetime,
         directory: Directory,
         now: datetime,
+        reply_to: Mapping[str, Any] | None,
     ) -> Change:
         """Move one meeting of a series: an exception in the store (compare-and-set on the
         sequence), then that instance in the calendar; the series itself stays."""
@@ -997,9 +994,22 @@ class Scheduler:
         previous = done.slot if done is not None and done.slot else None
         previous = previous or TimeSlot(original, original + booking.slot.duration)
         change = OccurrenceChange(original, slot, booking.sequence + 1)
+        pending = await self._pending(
+            booking,
+            "moved",
+            offer=offer,
+            previous=previous,
+            occurrence=change,
+            reply_to=reply_to,
+        )
         try:
             moved = await self.store.change_occurrence(
-                team_id, key, change, expect_sequence=booking.sequence
+                team_id,
+                key,
+                change,
+                expect_sequence=booking.sequence,
+                pending=pending,
+                lease_until=now + self.delivery_lease,
             )
         except BookingConflict:
             await self._refresh(offer, 0)
@@ -1012,35 +1022,7 @@ class Scheduler:
             if current is not None and now_at is not None and now_at.slot == slot:
                 return self._change(current, participants, now, fresh=False, occurrence=original)
             raise OfferError("This meeting changed meanwhile. Press Reschedule again.")
-        delivery = await self.store.get_delivery(team_id, key)
-        link = delivery.reply_to.get(_LINK) if delivery else None
-        event = replace(
-            _calendar_event(
-                moved,
-                participants,
-                booking.schedule.calendar_event_id or event_id_for(key),
-                link if isinstance(link, str) else None,
-            ),
-            calendar_id=booking.schedule.calendar_id or booking.organizer_id,
-            start=slot.start,
-            end=slot.end,
-            recurrence=(),
-            sequence=moved.sequence,
-            original_start=original,
-        )
-        try:
-            await self.calendar.update_event(team_id, event)
-        except BaseException:
-            # The calendar still has that meeting where it was: so must the booking.
-            await self.store.update_booking(
-                team_id, key, sequence=booking.sequence, exceptions=booking.exceptions
-            )
-            raise
-        await self.store.close_offer(team_id, offer.id, now)
-        await self._announce(moved, "booking.moved", link, now, {"occurrence": change.to_json()})
-        return self._change(
-            moved, participants, now, fresh=True, previous=previous, occurrence=original
-        )
+        return await self._carry_out(booking, moved, participants, pending, now)
 
     async def _cancel_occurrence(
         self,
@@ -1048,6 +1030,7 @@ class Scheduler:
         original: datetime,
         participants: tuple[Participant, ...],
         now: datetime,
+        reply_to: Mapping[str, Any] | None,
     ) -> Change:
         """Cancel one meeting of a series: that instance leaves the calendar, the booking
         keeps the exception, and the change carries a CANCEL .ics with its RECURRENCE-ID."""
@@ -1057,48 +1040,221 @@ class Scheduler:
             if booking.state == BookingState.CANCELLED or (done is not None and done.cancelled):
                 return self._change(booking, participants, now, fresh=False, occurrence=original)
             self._require_occurrence(booking, original, now)
-            # The instance goes first (twice is harmless), as for a whole booking.
-            await self.calendar.delete_event(
-                team_id,
-                booking.schedule.calendar_id or booking.organizer_id,
-                booking.schedule.calendar_event_id or event_id_for(key),
-                organizer=Attendee.of(participants[0]),
-                original_start=original,
-            )
             change = OccurrenceChange(original, None, booking.sequence + 1)
+            pending = await self._pending(
+                booking, "cancelled", occurrence=change, reply_to=reply_to
+            )
             cancelled = await self.store.change_occurrence(
-                team_id, key, change, expect_sequence=booking.sequence
+                team_id,
+                key,
+                change,
+                expect_sequence=booking.sequence,
+                pending=pending,
+                lease_until=now + self.delivery_lease,
             )
             if cancelled is not None:
-                delivery = await self.store.get_delivery(team_id, key)
-                link = delivery.reply_to.get(_LINK) if delivery else None
-                await self._announce(
-                    cancelled, "booking.cancelled", link, now, {"occurrence": change.to_json()}
-                )
-                return self._change(cancelled, participants, now, fresh=True, occurrence=original)
+                return await self._carry_out(booking, cancelled, participants, pending, now)
             current = await self.store.get_booking(team_id, key)
             if current is None:
                 break
             booking = current
         raise OfferError("This meeting changed meanwhile. Press Cancel meeting again.")
 
-    async def _announce(
+    # -- a change on its way: decided, applied to the calendar, delivered --
+
+    async def _pending(
         self,
         booking: Booking,
-        kind: WebhookKind,
-        link: object,
+        kind: Literal["moved", "cancelled"],
+        *,
+        offer: Offer | None = None,
+        previous: TimeSlot | None = None,
+        occurrence: OccurrenceChange | None = None,
+        reply_to: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """What a change must remember so that anyone can finish it: what it does, what it
+        replaces, the offer it was picked from and where to show it."""
+        delivery = await self.store.get_delivery(booking.team_id, booking.key)
+        link = delivery.reply_to.get(_LINK) if delivery else None
+        extra: dict[str, Any] = {}
+        if occurrence is not None:
+            extra["occurrence"] = occurrence.to_json()
+        elif kind == "moved":
+            extra["previous_schedule"] = booking.schedule.to_json()
+        return {
+            "kind": kind,
+            "occurrence": occurrence.original_start.isoformat() if occurrence else None,
+            "previous": [previous.start.isoformat(), previous.end.isoformat()]
+            if previous
+            else None,
+            "offer_id": offer.id if offer else None,
+            "link": link if isinstance(link, str) else None,
+            "webhook_extra": extra,
+            "reply_to": dict(reply_to) if reply_to else None,
+        }
+
+    async def _carry_out(
+        self,
+        before: Booking,
+        after: Booking,
+        participants: tuple[Participant, ...],
+        pending: Mapping[str, Any],
         now: datetime,
-        extra: Mapping[str, Any] | None = None,
+    ) -> Change:
+        """Apply a change just decided (``before`` → ``after``, leased to this caller) to the
+        calendar and mark it applied; if the calendar refuses, take the change back in the
+        store too, so the two never disagree."""
+        try:
+            await self._apply(after, participants, pending)
+        except BaseException:
+            await self.store.update_booking(
+                after.team_id,
+                after.key,
+                state=before.state,
+                schedule=before.schedule,
+                sequence=before.sequence,
+                exceptions=before.exceptions,
+                drop_change=after.sequence,
+            )
+            raise
+        await self._applied(after, pending, now)
+        change = PendingChange(after.team_id, after.key, after.sequence, "applied", pending)
+        return self._pending_change(after, participants, change, now)
+
+    async def _apply(
+        self, booking: Booking, participants: tuple[Participant, ...], pending: Mapping[str, Any]
     ) -> None:
-        """Queue the webhooks of a move or cancel (the first caller only: after the store's
-        compare-and-set). Queued right after the change is stored, not in its transaction."""
-        if self.webhooks is None:
+        """Make the calendar show ``booking`` as the change left it; doing it twice is
+        harmless (the same time set again, a deleted event deleted again)."""
+        team_id = booking.team_id
+        event_id = booking.schedule.calendar_event_id or event_id_for(booking.key)
+        calendar_id = booking.schedule.calendar_id or booking.organizer_id
+        occurrence = _instant(pending.get("occurrence"))
+        if pending["kind"] == "cancelled":
+            await self.calendar.delete_event(
+                team_id,
+                calendar_id,
+                event_id,
+                organizer=Attendee.of(participants[0]),
+                original_start=occurrence,
+            )
             return
-        messages = self.webhooks.messages(
-            booking, kind, link=link if isinstance(link, str) else None, now=now, extra=extra
+        link = pending.get("link")
+        event = replace(
+            _calendar_event(
+                booking, participants, event_id, link if isinstance(link, str) else None
+            ),
+            calendar_id=calendar_id,
+            sequence=booking.sequence,
         )
-        await self.store.enqueue_webhooks(messages, now)
-        self.webhooks.wake()
+        if occurrence is not None:
+            moved = booking.exception_at(occurrence)
+            assert moved is not None and moved.slot is not None
+            event = replace(
+                event,
+                start=moved.slot.start,
+                end=moved.slot.end,
+                recurrence=(),
+                original_start=occurrence,
+            )
+        await self.calendar.update_event(team_id, event)
+
+    async def _applied(self, booking: Booking, pending: Mapping[str, Any], now: datetime) -> None:
+        """The calendar follows: in one transaction the change is marked applied, its
+        webhooks queued and its offer closed."""
+        kind: WebhookKind = (
+            "booking.cancelled" if pending["kind"] == "cancelled" else "booking.moved"
+        )
+        link = pending.get("link")
+        messages = (
+            self.webhooks.messages(
+                booking,
+                kind,
+                link=link if isinstance(link, str) else None,
+                now=now,
+                extra=pending.get("webhook_extra") or None,
+            )
+            if self.webhooks is not None
+            else []
+        )
+        applied = await self.store.change_applied(
+            booking.team_id,
+            booking.key,
+            booking.sequence,
+            webhooks=messages,
+            close_offer=pending.get("offer_id"),
+            now=now,
+        )
+        if applied and messages and self.webhooks is not None:
+            self.webhooks.wake()
+
+    def _pending_change(
+        self,
+        booking: Booking,
+        participants: tuple[Participant, ...],
+        change: PendingChange,
+        now: datetime,
+    ) -> Change:
+        """The ``fresh`` Change a pending change's holder delivers."""
+        previous = change.payload.get("previous")
+        return self._change(
+            booking,
+            participants,
+            now,
+            fresh=True,
+            previous=TimeSlot(_instant(previous[0]), _instant(previous[1]))  # type: ignore[arg-type]
+            if previous
+            else None,
+            occurrence=_instant(change.payload.get("occurrence")),
+            pending=change,
+        )
+
+    async def resume_change(self, team_id: str, key: str, directory: Directory) -> Change | None:
+        """Finish a move or cancel a crash (or a failure) left on its way, if nobody else is:
+        apply it to the calendar if that never completed, and return it to deliver. None when
+        there is nothing to finish or another worker holds it."""
+        now = self.clock()
+        change = await self.store.lease_change(team_id, key, now, now + self.delivery_lease)
+        if change is None:
+            return None
+        booking = await self.store.get_booking(team_id, key)
+        if booking is None or booking.sequence != change.sequence:
+            # Taken back, or overtaken by a change that did not record itself: nothing to say.
+            await self.store.finish_change(team_id, key, change.sequence)
+            return None
+        try:
+            participants = await self._members(booking, directory)
+            if change.stage == "applying":
+                await self._apply(booking, participants, change.payload)
+                await self._applied(booking, change.payload, now)
+        except BaseException:
+            await self.store.release_change(team_id, key)
+            raise
+        return self._pending_change(booking, participants, replace(change, stage="applied"), now)
+
+    async def unfinished_changes(self, limit: int = 100) -> list[PendingChange]:
+        """Moves and cancels left on their way that nobody is working on."""
+        return await self.store.unfinished_changes(self.clock(), self.delivery_lease, limit=limit)
+
+    async def record_change_file(
+        self, change: PendingChange, file_id: str, channel_id: str
+    ) -> None:
+        """Remember the change's .ics upload before it can be shared."""
+        await self.store.record_change_file(
+            change.team_id,
+            change.booking_key,
+            change.sequence,
+            file_id=file_id,
+            channel_id=channel_id,
+        )
+
+    async def change_delivered(self, change: PendingChange) -> None:
+        """The change's .ics and its new look reached Slack: it is done."""
+        await self.store.finish_change(change.team_id, change.booking_key, change.sequence)
+
+    async def release_change(self, change: PendingChange) -> None:
+        """Delivering the change failed; the next attempt may start at once."""
+        await self.store.release_change(change.team_id, change.booking_key)
 
     async def current(self, team_id: str, user_id: str, key: str, directory: Directory) -> Change:
         """The booking as it stands, for showing it again (Keep it, a withdrawn reschedule)."""
@@ -1137,10 +1293,12 @@ class Scheduler:
         fresh: bool,
         previous: TimeSlot | None = None,
         occurrence: datetime | None = None,
+        pending: PendingChange | None = None,
     ) -> Change:
         change = Change(
             booking=booking,
             participants=participants,
+            pending=pending,
             invite=b"",
             filename="",
             fresh=fresh,

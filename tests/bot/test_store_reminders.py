@@ -169,6 +169,7 @@ async def test_migrating_records_that_attendees_of_earlier_bookings_know_of_them
         await confirmed(old)
         # Back to the schema before step 6 (and the steps after it), the booking kept.
         async with old.engine.begin() as conn:
+            await conn.execute(sa.text("DROP TABLE booking_changes"))
             await conn.execute(sa.text("DROP TABLE booking_messages"))
             await conn.execute(sa.text("DELETE FROM schema_version WHERE version >= 6"))
             for table, column in (("bookings", "series_end_at"), ("bookings", "exceptions")):

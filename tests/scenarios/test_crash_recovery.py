@@ -9,6 +9,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,9 @@ class Crash:
         [offer] = [m for m in self.slack.messages_in(im) if "book_slot" in str(m.blocks)]
         return im, offer
 
-    async def click(self, im: str, offer: Message) -> int:
-        button = next(b for b in _buttons(offer.blocks) if b["action_id"].startswith("book_slot"))
+    async def click(self, im: str, offer: Message, prefix: str = "book_slot") -> int:
+        """Click the first button of ``offer`` whose action_id starts with ``prefix``."""
+        button = next(b for b in _buttons(offer.blocks) if b["action_id"].startswith(prefix))
         action = slack_requests.button_action(button["action_id"], button["value"])
         payload = slack_requests.block_actions(
             [action],
@@ -266,3 +268,180 @@ async def test_a_kill_before_delivery_is_finished_by_the_reconcile(
     assert upload.content is not None
     [vevent] = Calendar.from_ical(upload.content).walk("VEVENT")
     assert str(vevent["UID"]) == event["iCalUID"]
+
+
+# --- after delivery: a move or a cancel is killed on its way ---------------------------------
+
+
+def changes_pending(crash: Crash) -> int:
+    with sqlite3.connect(crash.database) as db:
+        return int(db.execute("SELECT count(*) FROM booking_changes").fetchone()[0])
+
+
+def booking_now(crash: Crash) -> tuple[str, int, str]:
+    """The one booking's state, sequence and start."""
+    with sqlite3.connect(crash.database) as db:
+        [row] = list(db.execute("SELECT state, sequence, start_at FROM bookings"))
+    return str(row[0]), int(row[1]), str(row[2])
+
+
+async def booked_in_dm(crash: Crash) -> tuple[str, Message]:
+    """A meeting booked from the bot's DM and delivered; the DM and its confirmation."""
+    im, offer = await crash.offer()
+    assert await crash.click(im, offer) == 200
+    for _ in range(100):
+        if [state for state, _ in crash.bookings()] == ["confirmed"]:
+            break
+        await asyncio.sleep(0.05)
+    confirmation = crash.slack.message(im, offer.ts)
+    assert "is booked" in str(confirmation.blocks)
+    return im, confirmation
+
+
+async def reschedule_offer(crash: Crash, im: str, confirmation: Message) -> Message:
+    """Press Reschedule; the offer of new times that replaces the confirmation."""
+    assert await crash.click(im, confirmation, "reschedule") == 200
+    for _ in range(100):
+        shown = crash.slack.message(im, confirmation.ts)
+        if "book_slot" in str(shown.blocks):
+            return shown
+        await asyncio.sleep(0.05)
+    raise AssertionError("no reschedule offer came")
+
+
+async def settled_change(crash: Crash) -> None:
+    for _ in range(200):  # up to 20 s for the restarted process's reconcile
+        if changes_pending(crash) == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the change was never delivered")
+
+
+def invites(crash: Crash) -> list[tuple[str, int]]:
+    """METHOD and SEQUENCE of every .ics shared, in order."""
+    found = []
+    for upload in crash.slack.uploaded_files():
+        assert upload.content is not None
+        calendar = Calendar.from_ical(upload.content)
+        [event] = calendar.walk("VEVENT")
+        found.append((str(calendar["METHOD"]), int(event["SEQUENCE"])))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("method", "apply_first"),
+    [
+        (UPLOAD_URL, False),  # moved in the calendar, the .ics upload never started
+        (UPLOAD_DONE, False),  # file id recorded, bytes posted, never shared
+        (UPLOAD_DONE, True),  # shared, but the answer never came back
+        ("chat.update", False),  # .ics shared, the offer not yet replaced by the change
+    ],
+    ids=["before-upload", "before-complete", "after-complete", "before-showing"],
+)
+async def test_a_kill_mid_move_is_finished_by_the_reconcile(
+    crash: Crash, method: str, apply_first: bool
+) -> None:
+    """kill -9 while a move's .ics or its new look is on its way, restart: the reconcile
+    shares exactly one updated .ics (SEQUENCE 1) and shows the move where it was asked for."""
+    await crash.start()
+    im, confirmation = await booked_in_dm(crash)
+    _, _, booked_start = booking_now(crash)
+    offer = await reschedule_offer(crash, im, confirmation)
+    held = crash.slack.hold(method, apply_first=apply_first)
+    assert await crash.click(im, offer) == 200
+    await held.arrived.wait()
+    assert crash.process is not None
+    await crash.process.kill()
+    held.release()
+    assert changes_pending(crash) == 1
+
+    await crash.start()
+    await settled_change(crash)
+    state, sequence, start = booking_now(crash)
+    assert (state, sequence) == ("confirmed", 1) and start != booked_start
+    assert invites(crash) == [("REQUEST", 0), ("REQUEST", 1)]
+    assert len([m for m in crash.slack.messages_in(im) if m.files]) == 2
+    shown = crash.slack.message(im, confirmation.ts)
+    assert "moved" in str(shown.blocks) and "book_slot" not in str(shown.blocks)
+    with sqlite3.connect(crash.database) as db:
+        [(event_start, event_sequence)] = list(
+            db.execute("SELECT start_at, sequence FROM local_events")
+        )
+    assert (event_start, event_sequence) == (start, 1), "the calendar moved with the booking"
+
+
+async def test_a_kill_mid_cancel_after_the_share_sends_no_second_cancel(crash: Crash) -> None:
+    """kill -9 after a cancel's .ics was shared but before its answer came back: after the
+    restart, files.info shows it shared, so no second CANCEL goes out; the cancel shows."""
+    await crash.start()
+    im, confirmation = await booked_in_dm(crash)
+    assert await crash.click(im, confirmation, "cancel_booking") == 200
+    for _ in range(100):
+        prompt = crash.slack.message(im, confirmation.ts)
+        if "confirm_cancel" in str(prompt.blocks):
+            break
+        await asyncio.sleep(0.05)
+    held = crash.slack.hold(UPLOAD_DONE, apply_first=True)
+    assert await crash.click(im, prompt, "confirm_cancel") == 200
+    await held.arrived.wait()
+    assert crash.process is not None
+    await crash.process.kill()
+    held.release()
+
+    await crash.start()
+    await settled_change(crash)
+    assert booking_now(crash)[:2] == ("cancelled", 1)
+    assert invites(crash) == [("REQUEST", 0), ("CANCEL", 1)]
+    assert bool(crash.slack.calls("files.info")), "the restarted process asked Slack first"
+    assert "cancelled" in str(crash.slack.message(im, confirmation.ts).blocks)
+
+
+async def test_a_retried_click_finishes_a_move_killed_on_its_way(crash: Crash) -> None:
+    """With no reconcile running, clicking the same new time again after a kill finishes the
+    move: one updated .ics, the move shown."""
+    await crash.start(SLOTBOT_RECONCILE_SECONDS="0")
+    im, confirmation = await booked_in_dm(crash)
+    offer = await reschedule_offer(crash, im, confirmation)
+    held = crash.slack.hold(UPLOAD_URL, apply_first=False)
+    assert await crash.click(im, offer) == 200
+    await held.arrived.wait()
+    assert crash.process is not None
+    await crash.process.kill()
+    held.release()
+    await crash.start(SLOTBOT_RECONCILE_SECONDS="0")
+    assert changes_pending(crash) == 1
+    await asyncio.sleep(2.5)  # the dead process's lease (2 s) lapses
+    assert await crash.click(im, offer) == 200
+    await settled_change(crash)
+    assert invites(crash) == [("REQUEST", 0), ("REQUEST", 1)]
+    assert "moved" in str(crash.slack.message(im, confirmation.ts).blocks)
+
+
+PATCH = "calendar.events.patch"
+
+
+@pytest.mark.parametrize("apply_first", [False, True], ids=["before-google", "google-answer-lost"])
+async def test_a_kill_while_google_moves_the_event_is_finished_by_the_reconcile(
+    crash: Crash, google: tuple[GoogleEmulator, dict[str, str]], apply_first: bool
+) -> None:
+    """kill -9 with the move's events.patch in flight: the restarted process patches again
+    (same id), so Google, the booking and the one updated .ics all agree."""
+    emulator, env = google
+    await crash.start(**env)
+    im, confirmation = await booked_in_dm(crash)
+    offer = await reschedule_offer(crash, im, confirmation)
+    held = emulator.hold(PATCH, apply_first=apply_first)
+    assert await crash.click(im, offer) == 200
+    await held.arrived.wait()
+    assert crash.process is not None
+    await crash.process.kill()
+    held.release()
+    _, sequence, start = booking_now(crash)
+    assert sequence == 1, "decided in the store before the calendar was asked"
+
+    await crash.start(**env)
+    await settled_change(crash)
+    [event] = emulator.events(str(ANA.email))
+    assert datetime.fromisoformat(event["start"]["dateTime"]) == datetime.fromisoformat(start)
+    assert invites(crash) == [("REQUEST", 0), ("REQUEST", 1)]
+    assert "moved" in str(crash.slack.message(im, confirmation.ts).blocks)
