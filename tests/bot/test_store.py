@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
+from bot import store as store_module
 from bot.models import Booking, BookingState, ScheduleObject, TimeSlot, WorkingHours
 from bot.store import (
     _MIGRATIONS,
@@ -21,6 +24,7 @@ from bot.store import (
     UserSettings,
     database_url_from,
 )
+from tests import storage_fixtures
 
 # Until tests/conftest.py imports them, the storage fixtures are borrowed here.
 
@@ -393,3 +397,33 @@ async def test_remember_event_is_true_once(store: Store) -> None:
     assert await store.remember_event("T2", "Ev1", NOW) is True
     assert await store.forget_events_before(NOW + timedelta(seconds=1)) == 2
     assert await store.remember_event("T1", "Ev1", NOW) is True
+
+
+@pytest.mark.postgres
+async def test_a_connection_killed_while_idle_is_replaced(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """PostgreSQL restarted (here: every session of the database terminated) while a pooled
+    connection sat idle: the next use gets a live connection, not an error."""
+    admin = await storage_fixtures._admin_connection()
+    name = f"slotbot_test_{secrets.token_hex(6)}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(storage_fixtures.POSTGRES_URL).set(database=name)
+        store = await Store.open(database_url_from(url.render_as_string(False), tmp_path))
+        try:
+            await store.claim_booking(make_booking())
+            terminated = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            assert terminated >= 1, "the pool held a connection"
+            monkeypatch.setattr(store_module, "IDLE_PING_SECONDS", 0.0)
+            found = await store.get_booking("T1", "booking-1")
+            assert found is not None and found.key == "booking-1"
+        finally:
+            await store.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
