@@ -2236,15 +2236,16 @@ class Store:
                     self._insert(local_events)
                     .values(**row)
                     .on_conflict_do_nothing()
-                    .returning(local_events.c.event_id)
+                    .returning(*local_events.c)
                 )
             ).first()
             if inserted is not None:
                 await _index_attendees(conn, team_id, event)
+                return _local_event_from_row(inserted), True
             stored = await _select_local_event(conn, team_id, event.calendar_id, event.event_id)
-        if stored is None:  # pragma: no cover - the row exists: we inserted it or it conflicted
+        if stored is None:  # pragma: no cover - the row exists: it conflicted
             raise RuntimeError("a local event vanished while it was being created")
-        return stored, inserted is not None
+        return stored, False
 
     async def replace_local_event(self, team_id: str, event: CalendarEvent) -> LocalEvent | None:
         """Overwrite an existing local event (never lowering its sequence); None if unknown."""
