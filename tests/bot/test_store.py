@@ -18,6 +18,7 @@ from bot.models import Booking, BookingState, ScheduleObject, TimeSlot, WorkingH
 from bot.store import (
     _MIGRATIONS,
     LATEST_VERSION,
+    BookingConflict,
     Offer,
     SchemaTooNewError,
     Store,
@@ -427,3 +428,26 @@ async def test_a_connection_killed_while_idle_is_replaced(
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_overlapping_exclusive_claims_sharing_people_book_once(store: Store) -> None:
+    """Ten claims at once over overlapping times, sharing people in different orders: one
+    books, the rest conflict, and none deadlocks (locks are taken in one global order)."""
+    people = ["U1", "U2", "U3", "U4"]
+
+    async def claim(n: int) -> bool:
+        organizer, *others = people[n % 4 :] + people[: n % 4]
+        booking = make_booking(
+            f"contested-{n}",
+            slot=TimeSlot(slot_at(15).start + timedelta(minutes=n), slot_at(16).start),
+            organizer=organizer,
+            participants=tuple(reversed(others)) if n % 2 else tuple(others),
+        )
+        try:
+            _, created = await store.claim_booking(booking, exclusive=True)
+        except BookingConflict:
+            return False
+        return created
+
+    won = await asyncio.wait_for(asyncio.gather(*(claim(n) for n in range(10))), timeout=30)
+    assert sum(won) == 1
