@@ -369,6 +369,11 @@ class BookingState(StrEnum):
     CONFIRMED = "confirmed"  # the confirmation and the .ics reached Slack
     CANCELLED = "cancelled"
 
+    @property
+    def is_live(self) -> bool:
+        """The meeting stands (its event exists, it is not cancelled): it may be changed."""
+        return self in (BookingState.CREATED, BookingState.CONFIRMED)
+
 
 @dataclass(frozen=True, slots=True)
 class OccurrenceChange:

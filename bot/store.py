@@ -1152,14 +1152,8 @@ class Store:
         live = bookings.c.state.in_([BookingState.CREATED.value, BookingState.CONFIRMED.value])
         slot = schedule.slot
         async with self._write() as conn:
-            row = (await conn.execute(sa.select(bookings).where(*where))).first()
-            if row is None:
-                return None
-            current = _booking_from_row(row)
-            if current.sequence != expect_sequence or current.state not in (
-                BookingState.CREATED,
-                BookingState.CONFIRMED,
-            ):
+            current = await _live_at(conn, team_id, key, expect_sequence)
+            if current is None:
                 return None
             members = sorted({current.organizer_id, *current.participant_ids})
             await self._check_free(conn, replace(current, schedule=schedule), members, slot)
@@ -1207,14 +1201,8 @@ class Store:
         where = (bookings.c.team_id == team_id, bookings.c.key == key)
         live = bookings.c.state.in_([BookingState.CREATED.value, BookingState.CONFIRMED.value])
         async with self._write() as conn:
-            row = (await conn.execute(sa.select(bookings).where(*where))).first()
-            if row is None:
-                return None
-            current = _booking_from_row(row)
-            if current.sequence != expect_sequence or current.state not in (
-                BookingState.CREATED,
-                BookingState.CONFIRMED,
-            ):
+            current = await _live_at(conn, team_id, key, expect_sequence)
+            if current is None:
                 return None
             if change.slot is not None:
                 members = sorted({current.organizer_id, *current.participant_ids})
@@ -2822,6 +2810,21 @@ async def _index_attendees(conn: AsyncConnection, team_id: str, event: CalendarE
                 for key in keys
             ],
         )
+
+
+async def _live_at(conn: AsyncConnection, team_id: str, key: str, sequence: int) -> Booking | None:
+    """The booking if it is live (created or confirmed) at ``sequence``, else None."""
+    row = (
+        await conn.execute(
+            sa.select(bookings).where(bookings.c.team_id == team_id, bookings.c.key == key)
+        )
+    ).first()
+    if row is None:
+        return None
+    booking = _booking_from_row(row)
+    if booking.sequence != sequence or not booking.state.is_live:
+        return None
+    return booking
 
 
 async def _select_local_event(
