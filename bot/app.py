@@ -7,6 +7,7 @@ running process needs from ``Settings``, and ``Slotbot.close`` releases it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from bot.scheduling.reminders import Reminders
 from bot.store import Store, database_url_from
 from bot.webhooks import Outbox, Webhooks
 from handlers import Services, register_handlers
+from handlers.errors import work_queue
 from handlers.http import SlackSignature, build_web_app
 from handlers.installations import SlackInstalls, oauth_settings, open_slack_installs
 from handlers.oauth_google import GoogleOAuthRoutes
@@ -42,6 +44,9 @@ __all__ = [
 ]
 
 Sleep = Callable[[float], Awaitable[None]]
+#: On shutdown, work already acknowledged to Slack gets this long to finish.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
 #: What someone in a workspace without an installation sees (OAuth mode) instead of Bolt's text.
 NOT_INSTALLED = (
     "Slotbot isn't installed in this workspace (or was removed from it). "
@@ -162,6 +167,11 @@ class Slotbot:
         return web_app
 
     async def close(self) -> None:
+        """Stop: the work already acknowledged to Slack finishes first (for a while), so no
+        click is cut off between its calendar event and its .ics; then the loops and the
+        connections close."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(work_queue().idle(), SHUTDOWN_GRACE_SECONDS)
         if self.reconciler is not None:
             await self.reconciler.stop()
         if self.outbox is not None:

@@ -393,3 +393,21 @@ async def test_healthz_answers_once_ready(bot: Harness) -> None:
     async with bot.session.get(bot.server.make_url("/healthz")) as response:
         assert response.status == 200
         assert (await response.json()) == {"ok": True}
+
+
+async def test_stopping_lets_an_acknowledged_click_finish(bot: Harness) -> None:
+    """The app is stopped while a click's .ics upload is in flight: stopping waits for the
+    work Slack was already told about, so the booking still ends confirmed with its .ics."""
+    await ask(bot, f"sync with <@{BEN.id}> tomorrow")
+    offer = offer_from_ephemeral(bot)
+    held = bot.slack.hold(UPLOAD_DONE, apply_first=False)
+    assert await bot.click(offer, offer.buttons("book_slot")[0]) == 200
+    await held.arrived.wait()
+    stopping = asyncio.create_task(bot.slotbot.close())
+    await asyncio.sleep(0.2)
+    assert not stopping.done(), "stopping waits for the click's work"
+    held.release()
+    await asyncio.wait_for(stopping, timeout=15)
+    [upload] = bot.slack.uploaded_files()
+    assert upload.completed
+    assert "is booked" in str(bot.latest_ephemeral().blocks)
