@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,15 +19,32 @@ from handlers.errors import reporting_errors
 from handlers.payloads import Click, read_click
 from handlers.services import Services
 
+ButtonHandler = Callable[[Click, AsyncWebClient, AsyncRespond], Awaitable[None]]
+
+
+def button(
+    app: AsyncApp, action_id: str | re.Pattern[str]
+) -> Callable[[ButtonHandler], ButtonHandler]:
+    """Register ``handler`` for clicks on ``action_id``: acked at once, the click read from the
+    payload, failures told to the person (``reporting_errors``)."""
+
+    def register(handler: ButtonHandler) -> ButtonHandler:
+        async def listener(
+            ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+        ) -> None:
+            await ack()
+            await handler(read_click(body), client, respond)
+
+        listener.__name__ = listener.__qualname__ = handler.__name__  # in Bolt's logs
+        app.action(action_id)(reporting_errors(listener))
+        return handler
+
+    return register
+
 
 def register(app: AsyncApp, services: Services) -> None:
-    @app.action(ids.BOOK_SLOT_PATTERN)
-    @reporting_errors
-    async def book_slot(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
-    ) -> None:
-        await ack()
-        click = read_click(body)
+    @button(app, ids.BOOK_SLOT_PATTERN)
+    async def book_slot(click: Click, client: AsyncWebClient, respond: AsyncRespond) -> None:
         target = ids.read_slot_value(click.value)
         if target is None:
             raise OfferError("That button is not one of mine any more. Run `/schedule` again.")
@@ -68,25 +87,15 @@ def register(app: AsyncApp, services: Services) -> None:
             # After the confirmation and the .ics: reminders and the others' notices.
             await services.follow_up(client, click.team_id, picked.booking.key)
 
-    @app.action(ids.MORE_TIMES)
-    @reporting_errors
-    async def more_times(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
-    ) -> None:
-        await ack()
-        click = read_click(body)
+    @button(app, ids.MORE_TIMES)
+    async def more_times(click: Click, client: AsyncWebClient, respond: AsyncRespond) -> None:
         proposal = await services.scheduler.more_times(click.team_id, click.user_id, click.value)
         await _replace(
             client, respond, click, blocks.offer_text(proposal), blocks.offer_blocks(proposal)
         )
 
-    @app.action(ids.CANCEL_OFFER)
-    @reporting_errors
-    async def cancel_offer(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
-    ) -> None:
-        await ack()
-        click = read_click(body)
+    @button(app, ids.CANCEL_OFFER)
+    async def cancel_offer(click: Click, client: AsyncWebClient, respond: AsyncRespond) -> None:
         offer = await services.scheduler.withdraw(click.team_id, click.user_id, click.value)
         key = moves_booking(offer)
         if key is None:
@@ -98,13 +107,8 @@ def register(app: AsyncApp, services: Services) -> None:
         )
         await _show_change(client, respond, click, current)
 
-    @app.action(ids.RESCHEDULE)
-    @reporting_errors
-    async def reschedule(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
-    ) -> None:
-        await ack()
-        click = read_click(body)
+    @button(app, ids.RESCHEDULE)
+    async def reschedule(click: Click, client: AsyncWebClient, respond: AsyncRespond) -> None:
         current = await services.scheduler.current(
             click.team_id, click.user_id, click.value, services.directory(client)
         )
@@ -119,23 +123,15 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         await _offer_new_times(client, respond, click, services, click.value, None)
 
-    @app.action(ids.RESCHEDULE_CHOICE_PATTERN)
-    @reporting_errors
+    @button(app, ids.RESCHEDULE_CHOICE_PATTERN)
     async def reschedule_choice(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+        click: Click, client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
-        await ack()
-        click = read_click(body)
         key, occurrence = ids.read_occurrence_value(click.value)
         await _offer_new_times(client, respond, click, services, key, occurrence)
 
-    @app.action(ids.CANCEL_BOOKING)
-    @reporting_errors
-    async def cancel_booking(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
-    ) -> None:
-        await ack()
-        click = read_click(body)
+    @button(app, ids.CANCEL_BOOKING)
+    async def cancel_booking(click: Click, client: AsyncWebClient, respond: AsyncRespond) -> None:
         current = await services.scheduler.current(
             click.team_id, click.user_id, click.value, services.directory(client)
         )
@@ -159,13 +155,8 @@ def register(app: AsyncApp, services: Services) -> None:
             blocks.cancel_prompt_blocks(current),
         )
 
-    @app.action(ids.CANCEL_CHOICE_PATTERN)
-    @reporting_errors
-    async def cancel_choice(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
-    ) -> None:
-        await ack()
-        click = read_click(body)
+    @button(app, ids.CANCEL_CHOICE_PATTERN)
+    async def cancel_choice(click: Click, client: AsyncWebClient, respond: AsyncRespond) -> None:
         key, occurrence = ids.read_occurrence_value(click.value)
         current = await services.scheduler.current(
             click.team_id, click.user_id, key, services.directory(client)
@@ -178,13 +169,8 @@ def register(app: AsyncApp, services: Services) -> None:
             blocks.cancel_prompt_blocks(current, occurrence),
         )
 
-    @app.action(ids.CONFIRM_CANCEL)
-    @reporting_errors
-    async def confirm_cancel(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
-    ) -> None:
-        await ack()
-        click = read_click(body)
+    @button(app, ids.CONFIRM_CANCEL)
+    async def confirm_cancel(click: Click, client: AsyncWebClient, respond: AsyncRespond) -> None:
         key, occurrence = ids.read_occurrence_value(click.value)
         change = await services.scheduler.cancel(
             click.team_id,
@@ -196,13 +182,8 @@ def register(app: AsyncApp, services: Services) -> None:
         )
         await _finish_change(client, respond, click, change, services)
 
-    @app.action(ids.KEEP_BOOKING)
-    @reporting_errors
-    async def keep_booking(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
-    ) -> None:
-        await ack()
-        click = read_click(body)
+    @button(app, ids.KEEP_BOOKING)
+    async def keep_booking(click: Click, client: AsyncWebClient, respond: AsyncRespond) -> None:
         current = await services.scheduler.current(
             click.team_id, click.user_id, click.value, services.directory(client)
         )
