@@ -28,6 +28,7 @@ __all__ = [
     "checked_reach",
     "checked_starts",
     "describe_rule",
+    "next_occurrence",
     "occurrence_id",
     "parse_occurrence_id",
     "rule_of",
@@ -173,6 +174,40 @@ def booking_occurrences(booking: Booking, start: datetime, end: datetime) -> lis
         if change.slot is not None and change.slot.start < end and start < change.slot.end:
             found.append(Occurrence(change.original_start, change.slot))
     return sorted(found, key=lambda o: (o.slot.start, o.original_start))
+
+
+def next_occurrence(booking: Booking, after: datetime) -> Occurrence | None:
+    """The booking's first live meeting starting after ``after``: a single booking's one, or a
+    series' next occurrence (a moved one where it went, cancelled ones skipped); None when
+    there is none (the series ended)."""
+    first = booking.slot
+    rule = rule_of(booking.schedule.recurrence)
+    if rule is None:
+        return Occurrence(first.start, first) if first.start > after else None
+    changed = {change.original_start for change in booking.exceptions}
+    moved = min(
+        (
+            Occurrence(change.original_start, change.slot)
+            for change in booking.exceptions
+            if change.slot is not None and change.slot.start > after
+        ),
+        key=lambda o: (o.slot.start, o.original_start),
+        default=None,
+    )
+    parsed = _rule(rule, _local(first.start, booking.schedule.start_time.time_zone))
+    cursor = after
+    # Each occurrence skipped is one changed on its own: the one after them all is the rule's.
+    for _ in range(len(changed) + 1):
+        moment = parsed.after(cursor)
+        if moment is None:
+            break
+        original = moment.astimezone(UTC)
+        if moved is not None and (original, original) > (moved.slot.start, moved.original_start):
+            break
+        if original not in changed:
+            return Occurrence(original, TimeSlot(original, original + first.duration))
+        cursor = moment
+    return moved
 
 
 def occurrence_id(original_start: datetime) -> str:

@@ -257,8 +257,11 @@ class BookingMessage:
     cancel); ``state`` is how far it got (``new`` until first worked on), ``sequence`` the
     booking's sequence it was made for, ``post_at`` when it is (or was) due, ``message_id``
     Slack's scheduled message id and ``digest`` its text's hash, for finding it again after a
-    crash. For notices, ``note`` and ``about_start`` say what the message tells, ``told_note``
-    and ``told_start`` what the person knew before it. ``lease_until`` is a worker's lease.
+    crash. For notices, ``note`` and ``about_start`` say what the message tells, ``told_note``,
+    ``told_start`` and ``told_sequence`` what the person knew before it (the sequence: of a
+    series' meetings changed on their own, those changed later are news). For reminders,
+    ``about_start`` is the meeting reminded of (a series' next). ``lease_until`` is a
+    worker's lease.
     """
 
     team_id: str
@@ -276,6 +279,7 @@ class BookingMessage:
     told_note: str | None = None
     told_start: datetime | None = None
     lease_until: datetime | None = None
+    told_sequence: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -629,6 +633,12 @@ def _define_v8(md: sa.MetaData) -> None:
     )
 
 
+def _v9_columns() -> dict[str, list[sa.Column[Any]]]:
+    """What migration 9 adds: the booking sequence a person knew before a notice still
+    waiting (NULL for rows from before: read as the row's own sequence)."""
+    return {"booking_messages": [sa.Column("told_sequence", sa.Integer)]}
+
+
 _V1 = sa.MetaData()
 _define_v1(_V1)
 _V3 = sa.MetaData()
@@ -661,6 +671,8 @@ pending_requests = metadata.tables["pending_requests"]
 _define_v5(metadata)
 webhook_outbox = metadata.tables["webhook_outbox"]
 _define_v6(metadata)
+for _column in _v9_columns()["booking_messages"]:
+    metadata.tables["booking_messages"].append_column(_column)
 booking_messages = metadata.tables["booking_messages"]
 _define_v8(metadata)
 booking_changes = metadata.tables["booking_changes"]
@@ -771,6 +783,10 @@ async def _add_v7(conn: AsyncConnection) -> None:
                 )
 
 
+async def _add_v9(conn: AsyncConnection) -> None:
+    await _add_columns(conn, _v9_columns())
+
+
 def _recurrence_columns(table: sa.Table) -> list[sa.Column[Any]]:
     return [table.c.schedule] if table is bookings else [table.c.recurrence]
 
@@ -791,6 +807,7 @@ _MIGRATIONS: tuple[tuple[int, str, _Migration], ...] = (
     (6, "reminders and notices owed per booking and person", _create_v6),
     (7, "recurring bookings and events: series end, occurrence changes", _add_v7),
     (8, "moves and cancels on their way to delivery", _create_v8),
+    (9, "what a person knew of a series before a waiting notice", _add_v9),
 )
 LATEST_VERSION = _MIGRATIONS[-1][0]
 
@@ -1919,6 +1936,7 @@ class Store:
             "about_start": message.about_start,
             "told_note": message.told_note,
             "told_start": message.told_start,
+            "told_sequence": message.told_sequence,
             "updated_at": self._clock(),
         }
         if release:
@@ -1954,10 +1972,11 @@ class Store:
         """(team, key) of bookings, all teams, whose reminders or notices are not in step with
         them and that nobody is working on.
 
-        That is a delivered booking still to start with a person whose reminder (or, for
-        everyone but the organizer, notice) is missing, made for another sequence, never
-        finished, or waiting for its time to come within ``horizon``; or a cancelled booking
-        with a row not yet brought in step.
+        That is a delivered booking still to start (a series: still to end) with a person
+        whose reminder (or, for everyone but the organizer, notice) is missing, made for
+        another sequence, never finished, or waiting for its time to come within ``horizon``,
+        or, in a series, whose reminder went out (the next meeting's is owed); or a cancelled
+        booking with a row not yet brought in step.
         """
         reminder = booking_messages.alias("reminder")
         notice = booking_messages.alias("notice")
@@ -1983,13 +2002,22 @@ class Store:
                 ),
             )
 
+        # A series keeps one reminder per person, for its next meeting: once that one's time
+        # has come, the one for the meeting after it is owed.
+        fired = sa.and_(
+            free(reminder),
+            bookings.c.series_end_at.is_not(None),
+            reminder.c.state.in_(["scheduled", "none"]),
+            reminder.c.post_at <= now,
+        )
         is_organizer = booking_members.c.user_id == bookings.c.organizer_id
         live = sa.and_(
             bookings.c.state == BookingState.CONFIRMED.value,
-            bookings.c.start_at > now,
+            sa.func.coalesce(bookings.c.series_end_at, bookings.c.start_at) > now,
             sa.or_(
                 reminder.c.team_id.is_(None),
                 behind(reminder),
+                fired,
                 sa.and_(~is_organizer, sa.or_(notice.c.team_id.is_(None), behind(notice))),
             ),
         )
@@ -2866,6 +2894,7 @@ def _booking_message_from_row(row: sa.Row[Any]) -> BookingMessage:
         told_note=row.told_note,
         told_start=row.told_start,
         lease_until=row.lease_until,
+        told_sequence=row.told_sequence,
     )
 
 

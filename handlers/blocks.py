@@ -25,7 +25,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.models import Booking, Participant, TimeSlot, zone_of
+from bot.models import Booking, OccurrenceChange, Participant, TimeSlot, zone_of
 from bot.recurrence import describe_rule, rule_of
 from bot.scheduling.booking import Change, Confirmation, Proposal
 from bot.scheduling.commands import COMMAND_EXAMPLE, Action
@@ -347,21 +347,49 @@ def _lead(minutes: int) -> str:
 
 def note_text(note: Note) -> str:
     """A reminder or a notice of a change, as one mrkdwn DM (the title escaped, times as date
-    tokens, the calendar event linked when the calendar gave a link). The same note always
-    gives the same text: a message is found again after a crash by its text's digest."""
+    tokens, the calendar event linked when the calendar gave a link). A series' notice says
+    how it repeats, and names a meeting changed on its own by its day in the reader's zone.
+    The same note always gives the same text: a message is found again after a crash by its
+    text's digest."""
     booking = note.booking
     title, when = _title(booking.title), _when(booking.slot, booking)
     link = f"\n<{booking.event_link}|Open the event>" if booking.event_link else ""
     organizer = f"<@{booking.organizer_id}>"
     zone = booking.schedule.start_time.time_zone
+    words = _series_words(booking)
+    repeats = f"{escape(words)} from " if words else ""
     if note.kind == NoteKind.REMINDER:
-        return f":alarm_clock: {_lead(note.lead_minutes)}: *{title}*, {when}{link}"
+        meeting = _when(note.meeting or booking.slot, booking)
+        return f":alarm_clock: {_lead(note.lead_minutes)}: *{title}*, {meeting}{link}"
     if note.kind == NoteKind.CANCELLED:
-        return f":x: {organizer} cancelled *{title}* with you, ~{when}~"
+        return f":x: {organizer} cancelled *{title}* with you, ~{repeats}{when}~"
+    news = [_meeting_change(change, note, organizer) for change in note.changes]
     if note.kind == NoteKind.MOVED and note.previous_start is not None:
         was = date_token(note.previous_start, "{date_long_pretty} {time}", zone)
-        return f":arrows_counterclockwise: {organizer} moved *{title}* from ~{was}~ to {when}{link}"
+        moved = f":arrows_counterclockwise: {organizer} moved *{title}* from ~{was}~ to {repeats}"
+        return "\n".join([moved + when, *news]) + link
+    if note.kind == NoteKind.CHANGED and news:
+        return "\n".join(news) + link
+    if words:
+        return f":calendar: {organizer} booked *{title}* with you, {repeats}{when}{link}"
     return f":calendar: {organizer} booked *{title}* with you for {when}{link}"
+
+
+def _meeting_change(change: OccurrenceChange, note: Note, organizer: str) -> str:
+    """One meeting of a series moved or cancelled on its own, named by the day the series
+    put it on (in the reader's zone): ``moved the Tue 8 Dec meeting of *1:1* from ~…~ to …``."""
+    booking = note.booking
+    local = change.original_start.astimezone(zone_of(note.zone))
+    meeting = f"the {local:%a} {local.day} {local:%b} meeting of *{_title(booking.title)}*"
+    original = _when(
+        TimeSlot(change.original_start, change.original_start + booking.slot.duration), booking
+    )
+    if change.slot is None:
+        return f":x: {organizer} cancelled {meeting}, ~{original}~; the rest of the series stays"
+    return (
+        f":arrows_counterclockwise: {organizer} moved {meeting} from ~{original}~ to "
+        f"{_when(change.slot, booking)}"
+    )
 
 
 def cancel_prompt_blocks(change: Change, occurrence: datetime | None = None) -> list[Block]:
@@ -455,12 +483,25 @@ def occurrence_choice_blocks(change: Change, *, cancel: bool) -> list[Block]:
     return blocks
 
 
-def _repeat_lines(booking: Booking, lead: str = "") -> list[str]:
-    """``Repeats every Tuesday`` (and how many meetings were changed on their own)."""
+def _series_words(booking: Booking) -> str | None:
+    """How a series repeats (``every Tuesday``); None for one meeting. A series listed as its
+    next meeting may show one moved on its own: the rule's words come from where the rule put
+    it, not from the day it went to."""
     rule = rule_of(booking.schedule.recurrence)
     if rule is None:
+        return None
+    anchor = next(
+        (c.original_start for c in booking.exceptions if c.slot == booking.slot),
+        booking.slot.start,
+    )
+    return describe_rule(rule, anchor, booking.schedule.start_time.time_zone)
+
+
+def _repeat_lines(booking: Booking, lead: str = "") -> list[str]:
+    """``Repeats every Tuesday`` (and how many meetings were changed on their own)."""
+    words = _series_words(booking)
+    if words is None:
         return []
-    words = describe_rule(rule, booking.slot.start, booking.schedule.start_time.time_zone)
     line = f"{lead}repeats {escape(words)}" if lead else f"Repeats {escape(words)}"
     moved = sum(1 for c in booking.exceptions if not c.cancelled)
     cancelled = len(booking.exceptions) - moved
@@ -521,16 +562,18 @@ def _booked_blocks(
 
 
 def _booking_row(booking: Booking, user_id: str | None, *, from_home: bool) -> list[Block]:
-    """One upcoming meeting; its organizer also gets Reschedule and Cancel meeting."""
+    """One upcoming meeting (a series: the next of its meetings, saying how it repeats); its
+    organizer also gets Reschedule and Cancel meeting, which for a series ask which meetings."""
     slot, zone = booking.slot, booking.schedule.start_time.time_zone
     people = ", ".join(f"<@{u}>" for u in (booking.organizer_id, *booking.participant_ids))
+    words = _series_words(booking)
+    repeats = f" (repeats {escape(words)})" if words else ""
     row: list[Block] = [
         SectionBlock(
             text=MarkdownTextObject(
-                text=f"*{_title(booking.title)}*\n"
+                text=f"*{_title(booking.title)}*{repeats}\n"
                 f"{date_token(slot.start, '{date_long_pretty} {time}', zone)} – "
                 f"{date_token(slot.end, '{time}', zone)} · {people}"
-                + "".join(f"\n{line}" for line in _repeat_lines(booking))
             )
         )
     ]

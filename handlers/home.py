@@ -60,7 +60,8 @@ def register(app: AsyncApp, services: Services) -> None:
         )
 
     # A click in the Home tab has no message to replace: the flow starts in the DM with the
-    # bot, where the offer and the cancel prompt are normal messages the usual buttons update.
+    # bot, where the offer, the cancel prompt and a series' "which meeting?" are normal
+    # messages the usual buttons update.
     @app.action(ids.HOME_RESCHEDULE)
     @reporting_errors
     async def reschedule_from_home(
@@ -68,15 +69,25 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         await ack()
         click = read_click(body)
-        proposal = await services.scheduler.reschedule(
-            click.team_id, click.user_id, click.value, services.directory(client)
+        directory = services.directory(client)
+        current = await services.scheduler.current(
+            click.team_id, click.user_id, click.value, directory
         )
         channel_id = await _direct_message(client, click.user_id)
+        place = Place(channel_id, click.user_id, private=False)
+        if current.upcoming:  # a series: one of its meetings, or all of them?
+            await post_to(
+                client,
+                place,
+                text=blocks.occurrence_choice_text(current),
+                blocks=blocks.occurrence_choice_blocks(current, cancel=False),
+            )
+            return
+        proposal = await services.scheduler.reschedule(
+            click.team_id, click.user_id, click.value, directory
+        )
         await post_to(
-            client,
-            Place(channel_id, click.user_id, private=False),
-            text=blocks.offer_text(proposal),
-            blocks=blocks.offer_blocks(proposal),
+            client, place, text=blocks.offer_text(proposal), blocks=blocks.offer_blocks(proposal)
         )
 
     @app.action(ids.HOME_CANCEL_BOOKING)
@@ -95,6 +106,14 @@ def register(app: AsyncApp, services: Services) -> None:
                 place,
                 text=blocks.change_text(current),
                 blocks=blocks.change_blocks(current),
+            )
+            return
+        if current.upcoming:
+            await post_to(
+                client,
+                place,
+                text=blocks.occurrence_choice_text(current),
+                blocks=blocks.occurrence_choice_blocks(current, cancel=True),
             )
             return
         await post_to(

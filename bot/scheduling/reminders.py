@@ -4,7 +4,9 @@ Everyone on a confirmed booking gets a reminder before it starts, at their own l
 setting; none when it is off). Everyone but the organizer, who made the change in the
 conversation, gets a notice when it is booked, moved or cancelled; a notice can wait, so outside
 the person's working hours it is scheduled for the start of their next working window (quiet
-hours). A reminder is urgent and goes at its time.
+hours). A reminder is urgent and goes at its time. A series keeps one reminder per person,
+for its next meeting; once it has gone, the reconcile schedules the one for the meeting after.
+A meeting of a series moved or cancelled on its own is news the notice names by its day.
 
 Each (booking, person, kind) has a row in the store. A worker leases the row before it talks to
 the messenger and records its intent before each call, so a retried click, the reconcile or a
@@ -27,7 +29,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from bot.errors import RequestError
-from bot.models import Booking, BookingState
+from bot.models import Booking, BookingState, OccurrenceChange, TimeSlot
+from bot.recurrence import next_occurrence
 from bot.scheduling.quiet_hours import quiet_until
 from bot.store import BookingMessage, Store
 
@@ -64,17 +67,23 @@ class NoteKind(StrEnum):
     BOOKED = "booked"
     MOVED = "moved"
     CANCELLED = "cancelled"
+    CHANGED = "changed"  # meetings of a series moved or cancelled on their own
 
 
 @dataclass(frozen=True, slots=True)
 class Note:
-    """What one message says: a reminder ``lead_minutes`` ahead, or a notice of a change
-    (``previous_start`` is where a moved meeting was)."""
+    """What one message says: a reminder ``lead_minutes`` ahead of ``meeting`` (a series' next;
+    None: the booking's own time), or a notice of a change (``previous_start`` is where a
+    moved meeting was; ``changes`` are a series' meetings changed on their own that the reader
+    has not heard of, named by their day in the reader's ``zone``)."""
 
     kind: NoteKind
     booking: Booking
     lead_minutes: int = 0
     previous_start: datetime | None = None
+    meeting: TimeSlot | None = None
+    changes: tuple[OccurrenceChange, ...] = ()
+    zone: str = "UTC"
 
 
 class MessageRefused(Exception):
@@ -192,11 +201,21 @@ class Reminders:
             if booking is None:
                 return
             lead = (await self.store.get_settings(team_id, user_id)).reminder_lead_minutes
-            at = None
-            if booking.state == BookingState.CONFIRMED:
-                at = reminder_time(booking.slot.start, lead, now)
-            text = messenger.text(Note(NoteKind.REMINDER, booking, lead or 0)) if at else None
-            row = replace(held, sequence=booking.sequence, note=NoteKind.REMINDER.value)
+            at, meeting = None, None
+            if booking.state == BookingState.CONFIRMED and lead is not None:
+                # The next meeting whose reminder is still to come (a series' are one by one).
+                found = next_occurrence(booking, now + timedelta(minutes=lead))
+                meeting = found.slot if found is not None else None
+                at = reminder_time(meeting.start, lead, now) if meeting is not None else None
+            text = None
+            if at is not None and meeting is not None:
+                text = messenger.text(Note(NoteKind.REMINDER, booking, lead or 0, meeting=meeting))
+            row = replace(
+                held,
+                sequence=booking.sequence,
+                note=NoteKind.REMINDER.value,
+                about_start=meeting.start if text is not None and meeting is not None else None,
+            )
             row = await self._place(messenger, held, row, text, at, now, urgent=True)
         except BaseException:
             await self.store.release_booking_message(team_id, key, user_id, _REMINDER)
@@ -233,23 +252,31 @@ class Reminders:
         now: datetime,
     ) -> BookingMessage:
         # What the person knows: what the last notice said once it went out (or when there was
-        # nothing to say); while it still waits, what they knew before it.
+        # nothing to say), as of the sequence it was made for; while it still waits, what they
+        # knew before it.
         waiting = held.state in _WAITING and held.post_at is not None and held.post_at > now
         if held.state == "new":
-            known, known_start = None, None
+            known, known_start, known_sequence = None, None, -1
         elif waiting:
             known, known_start = held.told_note, held.told_start
+            known_sequence = held.sequence if held.told_sequence is None else held.told_sequence
         else:
-            known, known_start = held.note, held.about_start
-        knows_of_it = known in (NoteKind.BOOKED.value, NoteKind.MOVED.value)
+            known, known_start, known_sequence = held.note, held.about_start, held.sequence
+        knows_of_it = known in (NoteKind.BOOKED, NoteKind.MOVED, NoteKind.CHANGED)
         start = booking.slot.start
         kind: NoteKind | None = None
+        news: tuple[OccurrenceChange, ...] = ()
         if booking.state == BookingState.CANCELLED:
             kind = NoteKind.CANCELLED if knows_of_it else None
         elif not knows_of_it:
             kind = NoteKind.BOOKED
-        elif known_start != start:
-            kind = NoteKind.MOVED
+        else:
+            # Each meeting changed on its own carries the sequence it was changed at.
+            news = tuple(c for c in booking.exceptions if c.sequence > known_sequence)
+            if known_start != start:
+                kind = NoteKind.MOVED
+            elif news:
+                kind = NoteKind.CHANGED
         row = replace(
             held,
             sequence=booking.sequence,
@@ -257,6 +284,7 @@ class Reminders:
             about_start=start if kind else known_start,
             told_note=known,
             told_start=known_start,
+            told_sequence=known_sequence,
         )
         if kind is None:
             return await self._place(messenger, held, row, None, None, now, urgent=False)
@@ -268,7 +296,7 @@ class Reminders:
         zone = settings.time_zone or person.time_zone
         when = quiet_until(now, settings.working_hours, zone)
         previous = known_start if kind == NoteKind.MOVED else None
-        text = messenger.text(Note(kind, booking, previous_start=previous))
+        text = messenger.text(Note(kind, booking, previous_start=previous, changes=news, zone=zone))
         return await self._place(messenger, held, row, text, when or now, now, urgent=when is None)
 
     # -- placing a message with the messenger --

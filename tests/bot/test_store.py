@@ -26,6 +26,7 @@ from bot.store import (
     database_url_from,
 )
 from tests import storage_fixtures
+from tests.bot.schema_rollback import UNDO
 
 # Until tests/conftest.py imports them, the storage fixtures are borrowed here.
 
@@ -451,3 +452,8 @@ async def test_overlapping_exclusive_claims_sharing_people_book_once(store: Stor
 
     won = await asyncio.wait_for(asyncio.gather(*(claim(n) for n in range(10))), timeout=30)
     assert sum(won) == 1
+
+
+def test_every_step_after_5_says_how_it_is_undone() -> None:
+    """Migration tests take a database back step by step; a new step must say how."""
+    assert sorted(UNDO) == [version for version, _, _ in _MIGRATIONS if version > 5]

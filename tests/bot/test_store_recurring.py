@@ -21,6 +21,7 @@ from bot.models import (
 )
 from bot.recurrence import FOREVER
 from bot.store import BookingConflict, Store
+from tests.bot.schema_rollback import roll_back
 
 TEAM = "T1"
 RULE = "RRULE:FREQ=WEEKLY;BYDAY=TU"
@@ -173,13 +174,7 @@ async def test_migration_7_marks_existing_series_endless(database_url: str) -> N
         await store.claim_booking(series())
         async with store.engine.begin() as conn:
             await conn.execute(sa.text("UPDATE bookings SET series_end_at = NULL"))
-            # Back to the schema before step 7 (and the steps after it), the booking kept.
-            await conn.execute(sa.text("DROP TABLE booking_changes"))
-            await conn.execute(sa.text("DELETE FROM schema_version WHERE version >= 7"))
-            for table, column in (("bookings", "series_end_at"), ("bookings", "exceptions")):
-                await conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
-            for column in ("series_end_at", "recurring_event_id", "original_start_at"):
-                await conn.execute(sa.text(f"ALTER TABLE local_events DROP COLUMN {column}"))
+            await roll_back(conn, before=7)
     finally:
         await store.close()
     store = await Store.open(database_url)

@@ -7,19 +7,23 @@ import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
-
-from bot.models import TimeSlot
+from bot.models import ScheduleObject, TimeSlot
 from bot.store import BookingMessage, Store
+from tests.bot.schema_rollback import roll_back
 from tests.bot.test_store import NOW, make_booking, slot_at
 
 LEASE = timedelta(seconds=60)
 HORIZON = timedelta(days=120)
 
 
-async def confirmed(store: Store, key: str = "booking-1", **changes: object) -> None:
-    """A delivered booking of U1 with U2 and U3 on 1 December."""
+async def confirmed(
+    store: Store, key: str = "booking-1", *, recurrence: list[str] | None = None, **changes: object
+) -> None:
+    """A delivered booking of U1 with U2 and U3 on 1 December (a series with ``recurrence``)."""
     booking = make_booking(key, **changes)  # type: ignore[arg-type]
+    if recurrence is not None:
+        schedule = ScheduleObject.from_slot(booking.slot, "Europe/Paris", recurrence=recurrence)
+        booking = replace(booking, schedule=schedule)
     await store.claim_booking(booking)
     await store.mark_booking_created(
         booking.team_id, key, uid=booking.uid, schedule=booking.schedule, event_link=None
@@ -58,6 +62,7 @@ async def test_a_claim_holds_the_row_until_released(store: Store) -> None:
         about_start=slot_at(16).start,
         told_note="booked",
         told_start=slot_at(15).start,
+        told_sequence=1,
     )
     await store.save_booking_message(saved, release=True)
     again = await store.claim_booking_message("T1", "booking-1", "U2", "notice", NOW, NOW + LEASE)
@@ -122,6 +127,33 @@ async def test_bookings_owing_messages(store: Store) -> None:
     assert await owing(after_start, HORIZON) == [], "it started: nothing owed any more"
 
 
+async def test_a_series_is_owed_its_next_reminder_once_the_last_went(store: Store) -> None:
+    """A weekly series whose first meeting is over: while each person's reminder waits for its
+    time nothing is owed; once one's time has come (it went out) the series is owed again, for
+    the next meeting's; a single meeting in the same state is not (it has started)."""
+    await confirmed(store, recurrence=["RRULE:FREQ=WEEKLY;BYDAY=TU;COUNT=3"])
+    await confirmed(store, "single")
+    first = slot_at(15).start  # Tuesday 1 December
+    for key in ("booking-1", "single"):
+        for user in ("U1", "U2", "U3"):
+            await in_step(store, key, user, "reminder", post_at=first - timedelta(minutes=10))
+        for user in ("U2", "U3"):
+            await in_step(store, key, user, "notice", state="posted")
+    owing = store.bookings_owing_messages
+    assert await owing(NOW, HORIZON) == [], "every reminder waits for its time"
+    after_first = first + timedelta(hours=1)
+    assert await owing(after_first, HORIZON) == [("T1", "booking-1")]
+
+    second = first + timedelta(days=7, minutes=-10)
+    for user in ("U1", "U2", "U3"):
+        await in_step(store, "booking-1", user, "reminder", post_at=second)
+    assert await owing(after_first, HORIZON) == [], "the next meeting's reminder waits"
+    await in_step(store, "booking-1", "U3", "reminder", state="none", post_at=None)
+    assert await owing(after_first, HORIZON) == [], "no reminder wanted: nothing owed"
+    after_last = first + timedelta(days=14, hours=1)
+    assert await owing(after_last, HORIZON) == [], "the series is over"
+
+
 async def test_a_reminder_waiting_beyond_reach_is_owed_once_within_it(store: Store) -> None:
     """A reminder 130 days ahead waits; 120 days before it, its booking is owed again."""
     start = NOW + timedelta(days=130, minutes=10)
@@ -169,13 +201,7 @@ async def test_migrating_records_that_attendees_of_earlier_bookings_know_of_them
         await confirmed(old)
         # Back to the schema before step 6 (and the steps after it), the booking kept.
         async with old.engine.begin() as conn:
-            await conn.execute(sa.text("DROP TABLE booking_changes"))
-            await conn.execute(sa.text("DROP TABLE booking_messages"))
-            await conn.execute(sa.text("DELETE FROM schema_version WHERE version >= 6"))
-            for table, column in (("bookings", "series_end_at"), ("bookings", "exceptions")):
-                await conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
-            for column in ("series_end_at", "recurring_event_id", "original_start_at"):
-                await conn.execute(sa.text(f"ALTER TABLE local_events DROP COLUMN {column}"))
+            await roll_back(conn, before=6)
     finally:
         await old.close()
     store = await Store.open(database_url)

@@ -7,6 +7,7 @@ Ana (Berlin) asks for a weekly sync with Ben (New York) on Tuesdays at 4pm: 16:0
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ import pytest
 from bot.calendars import CalendarEvent, CalendarProvider
 from bot.models import BookingState, Participant
 from bot.scheduling.booking import booking_key_for
+from handlers import ids
 from tests.scenarios.google_harness import SHARED_CALENDAR, GoogleBot, start_google, stop_google
 from tests.scenarios.harness import (
     ANA,
@@ -26,9 +28,11 @@ from tests.scenarios.harness import (
     Harness,
     Offer,
     offer_from_ephemeral,
+    offer_in,
     start_harness,
     stop_harness,
 )
+from tests.scenarios.test_home_settings import button, click_in_view, open_home
 from tests.scenarios.test_lifecycle import booking_of, click_and_wait, reports
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -283,6 +287,85 @@ async def test_only_the_organizer_may_change_one_meeting(bot: Harness, action: s
     booking = await booking_of(bot, series.key)
     assert booking.sequence == 0 and booking.exceptions == ()
     assert "who booked this meeting" in bot.latest_ephemeral(BEN).text
+
+
+# --- the upcoming list and the Home tab --------------------------------------------------------
+
+
+def token_of(moment: datetime) -> str:
+    return f"<!date^{int(moment.timestamp())}^"
+
+
+async def test_the_list_shows_a_series_as_its_next_meeting_and_asks_which_to_move(
+    bot: Harness,
+) -> None:
+    """After the first meeting, `/schedule list` shows the series once, at its second meeting,
+    "(repeats every Tuesday)"; Reschedule there asks which meeting, as the confirmation does,
+    and "this one" offers times for that meeting only."""
+    series = await book_series(bot)
+    bot.clock.now = TUESDAYS[0] + timedelta(hours=1)
+    status, _ = await bot.command("list")
+    assert status == 200
+    await bot.settle()
+    listing = offer_from_ephemeral(bot)
+    assert "*sync* (repeats every Tuesday)" in listing.text()
+    assert token_of(TUESDAYS[1]) in listing.text() and token_of(TUESDAYS[0]) not in listing.text()
+    [reschedule] = listing.buttons(ids.RESCHEDULE)
+    assert reschedule["value"] == series.key
+
+    await click(bot, listing, ids.RESCHEDULE)
+    choice = offer_from_ephemeral(bot)
+    assert choice.message.ts == listing.message.ts, "the choice took the list's place"
+    assert "Move the whole series" in choice.text()
+    assert token_of(TUESDAYS[1]) in choice.text()
+    await click(bot, choice, f"{ids.RESCHEDULE_OCCURRENCE}_0")
+    assert "Moving only the meeting" in offer_from_ephemeral(bot).text()
+
+    await click(bot, listing, ids.CANCEL_BOOKING)
+    assert "Cancel the whole series" in offer_from_ephemeral(bot).text()
+
+
+async def test_the_home_tab_asks_in_the_dm_which_meeting_to_move_or_cancel(
+    bot: Harness,
+) -> None:
+    """Home → Reschedule on a series: the "which meeting?" choice arrives in the DM, and
+    "this one" there turns it into an offer for that meeting; Home → Cancel meeting: the
+    same choice, and "this one" asks to cancel only that meeting."""
+    series = await book_series(bot)
+    home = await open_home(bot)
+    shown = json.dumps(home["blocks"])
+    assert "*sync* (repeats every Tuesday)" in shown and token_of(TUESDAYS[0]) in shown
+
+    await click_in_view(bot, home, button(home["blocks"], ids.HOME_RESCHEDULE))
+    await bot.wait_for("chat.postMessage")
+    await bot.settle()
+    im = bot.slack.im_channel(ANA.id)
+    assert im is not None
+    choice = offer_in(bot, im)
+    assert "Move the whole series" in choice.text()
+    [first] = choice.buttons(f"{ids.RESCHEDULE_OCCURRENCE}_0")
+    assert first["value"] == ids.occurrence_value(series.key, TUESDAYS[0])
+    assert await bot.click(choice, first) == 200
+    await bot.wait_for("chat.update")
+    await bot.settle()
+    offer = bot.slack.message(im, choice.message.ts)
+    assert "Moving only the meeting" in json.dumps(offer.blocks), "the offer took its place"
+
+    posted = len(bot.slack.calls("chat.postMessage"))
+    await click_in_view(bot, home, button(home["blocks"], ids.HOME_CANCEL_BOOKING))
+    await bot.wait_for("chat.postMessage", count=posted + 1)
+    await bot.settle()
+    choice = offer_in(bot, im)
+    assert "Cancel the whole series" in choice.text()
+    [second] = choice.buttons(f"{ids.CANCEL_OCCURRENCE}_1")
+    updated = len(bot.slack.calls("chat.update"))
+    assert await bot.click(choice, second) == 200
+    await bot.wait_for("chat.update", count=updated + 1)
+    await bot.settle()
+    prompt = json.dumps(bot.slack.message(im, choice.message.ts).blocks)
+    assert "Cancel only the meeting" in prompt and token_of(TUESDAYS[1]) in prompt
+    booking = await booking_of(bot, series.key)
+    assert booking.sequence == 0 and booking.exceptions == (), "nothing changed yet"
 
 
 # --- Google Calendar ---------------------------------------------------------------------------

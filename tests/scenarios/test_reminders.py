@@ -1,7 +1,8 @@
 """End to end through Slack's wire: reminders before a meeting (chat.scheduleMessage, each
 person's own lead), notices to the others of a booking, a move or a cancel, held back to their
 next working window outside their working hours, and all of it moved or taken back with the
-meeting. Slack's emulator and Slotbot read one clock, so every post_at is exact.
+meeting; a series reminded of one meeting at a time, and told which of its meetings changed.
+Slack's emulator and Slotbot read one clock, so every post_at is exact.
 
 The scenarios that book run on SQLite and on PostgreSQL."""
 
@@ -25,6 +26,7 @@ from tests.scenarios.harness import (
     ANA,
     BEN,
     EVE,
+    NOW,
     Harness,
     Offer,
     offer_from_ephemeral,
@@ -39,6 +41,7 @@ from tests.scenarios.test_lifecycle import (
     click_and_settle,
     click_and_wait,
 )
+from tests.scenarios.test_recurring import TUESDAYS, click
 from tests.test_manifest import load_manifest
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -304,6 +307,182 @@ async def test_slack_failing_leaves_the_booking_and_the_reconcile_catches_up(
     assert len(waiting(bot, ANA)) == 1 and len(waiting(bot, BEN)) == 2
     assert len([c for c in bot.slack.calls(SCHEDULE) if c.ok]) == 3
     assert len(bot.slack.calls(POST)) == posted + 1, "Eve's notice went once, at the click"
+
+
+# --- a series: one reminder per person, for its next meeting ----------------------------------
+
+
+async def book_series(bot: Harness) -> Booked:
+    """Ana books a weekly sync with Ben on Tuesdays at 16:00 Berlin (15:00 UTC, 10:00 in New
+    York) from 1 December, and the follow-up is done: Ana's and Ben's reminders for the first
+    meeting, and Ben's notice for his 09:00, scheduled."""
+    scheduled = len(bot.slack.calls(SCHEDULE))
+    status, _ = await bot.command(f"weekly sync with <@{BEN.id}> on tuesdays at 4pm")
+    assert status == 200
+    await bot.settle()
+    offer = offer_from_ephemeral(bot)
+    await click_and_wait(bot, offer, offer.buttons("book_slot")[0])
+    await bot.wait_for(SCHEDULE, count=scheduled + 3)
+    await bot.settle()
+    [booking] = await bot.slotbot.store.bookings_for_user(bot.slack.team_id, ANA.id, NOW)
+    assert booking.recurring and booking.slot.start == TUESDAYS[0]
+    return Booked(booking.key, offer_from_ephemeral(bot))
+
+
+async def reconcile(bot: Harness) -> None:
+    slotbot = bot.slotbot
+    assert slotbot.reminders is not None
+    await reconcile_once(slotbot.bolt.client, slotbot.scheduler, slotbot.reminders)
+    await bot.settle()
+
+
+async def after_the_first_meeting(bot: Harness) -> None:
+    """An hour after the first meeting began (11:00 in New York: Ben is at work), with what
+    Slack had to post by then posted and a reconcile pass done."""
+    bot.clock.now = TUESDAYS[0] + timedelta(hours=1)
+    bot.slack.deliver_due()
+    await reconcile(bot)
+
+
+def reminded_of(bot: Harness, user: SlackUser) -> list[int]:
+    """The start (as its date token's instant) of the meeting each waiting reminder names."""
+    return [
+        int(s.text.split("<!date^", 1)[1].split("^", 1)[0])
+        for s in waiting(bot, user)
+        if s.text.startswith(":alarm_clock:")
+    ]
+
+
+@on_each_database
+async def test_a_series_reminds_before_every_meeting_one_at_a_time(bot: Harness) -> None:
+    """Booked: one reminder each, for the first meeting, and Ben's notice says it repeats.
+    Once the first reminders went out, a reconcile pass schedules the second meeting's (one
+    each, with its time); a second pass schedules nothing more."""
+    await book_series(bot)
+    [ana] = waiting(bot, ANA)
+    assert ana.post_at == at(TUESDAYS[0] - timedelta(minutes=10))
+    assert reminded_of(bot, ANA) == [at(TUESDAYS[0])]
+    ben = {s.post_at: s.text for s in waiting(bot, BEN)}
+    assert set(ben) == {at(TUESDAYS[0] - timedelta(minutes=25)), at(BEN_WORKDAY_STARTS)}
+    assert (
+        f"<@{ANA.id}> booked *sync* with you, every Tuesday from <!date^{at(TUESDAYS[0])}^"
+        in ben[at(BEN_WORKDAY_STARTS)]
+    )
+
+    bot.clock.now = TUESDAYS[0] - timedelta(minutes=10)
+    bot.slack.deliver_due()
+    assert waiting(bot, ANA) == [] and waiting(bot, BEN) == []
+    scheduled = len(bot.slack.calls(SCHEDULE))
+    await reconcile(bot)
+    [ana] = waiting(bot, ANA)
+    assert ana.post_at == at(TUESDAYS[1] - timedelta(minutes=10))
+    assert ana.text.startswith(":alarm_clock: Starting in 10 minutes: *sync*")
+    assert reminded_of(bot, ANA) == [at(TUESDAYS[1])]
+    [ben_next] = waiting(bot, BEN)
+    assert ben_next.post_at == at(TUESDAYS[1] - timedelta(minutes=25))
+    assert reminded_of(bot, BEN) == [at(TUESDAYS[1])]
+    assert len(bot.slack.calls(SCHEDULE)) == scheduled + 2
+
+    await reconcile(bot)
+    assert len(bot.slack.calls(SCHEDULE)) == scheduled + 2, "nothing more to schedule"
+    assert bot.slack.calls(UNSCHEDULE) == []
+
+
+@on_each_database
+async def test_cancelling_the_next_meeting_moves_its_reminder_to_the_one_after(
+    bot: Harness,
+) -> None:
+    """After the first meeting the reminders are for the second; Ana cancels the second only:
+    its reminders are deleted, the third's scheduled (one each), and Ben, at work, is told now
+    which meeting went. Cancelling a meeting after the third leaves its reminders alone."""
+    booked = await book_series(bot)
+    await after_the_first_meeting(bot)
+    second = {s.id for s in bot.slack.scheduled_messages()}
+    assert reminded_of(bot, ANA) == [at(TUESDAYS[1])] == reminded_of(bot, BEN)
+    posted = len(bot.slack.calls(POST))
+
+    await click(bot, booked.confirmation, ids.CANCEL_BOOKING)
+    await click(bot, offer_from_ephemeral(bot), f"{ids.CANCEL_OCCURRENCE}_0")
+    await click(bot, offer_from_ephemeral(bot), ids.CONFIRM_CANCEL)
+    await bot.wait_for(POST, count=posted + 1)
+    await bot.settle()
+
+    deleted = {c.params["scheduled_message_id"] for c in bot.slack.calls(UNSCHEDULE) if c.ok}
+    assert deleted == second
+    assert reminded_of(bot, ANA) == [at(TUESDAYS[2])] == reminded_of(bot, BEN)
+    assert len(bot.slack.scheduled_messages()) == 2
+    told = bot.slack.messages_in(dm(bot, BEN))[-1].text
+    assert told.startswith(
+        f":x: <@{ANA.id}> cancelled the Tue 8 Dec meeting of *sync*, ~<!date^{at(TUESDAYS[1])}^"
+    )
+    assert "the rest of the series stays" in told
+    await reconcile(bot)
+    assert len(bot.slack.scheduled_messages()) == 2, "the reconcile finds nothing behind"
+
+    # A later meeting cancelled (the 22nd): the reminders for the 15th stay as they are.
+    kept = {s.id for s in bot.slack.scheduled_messages()}
+    deletes, posted = len(bot.slack.calls(UNSCHEDULE)), len(bot.slack.calls(POST))
+    await click(bot, booked.confirmation, ids.CANCEL_BOOKING)
+    await click(bot, offer_from_ephemeral(bot), f"{ids.CANCEL_OCCURRENCE}_1")
+    await click(bot, offer_from_ephemeral(bot), ids.CONFIRM_CANCEL)
+    await bot.wait_for(POST, count=posted + 1)
+    await bot.settle()
+    assert {s.id for s in bot.slack.scheduled_messages()} == kept
+    assert len(bot.slack.calls(UNSCHEDULE)) == deletes
+    assert "cancelled the Tue 22 Dec meeting" in bot.slack.messages_in(dm(bot, BEN))[-1].text
+
+
+@on_each_database
+async def test_moving_one_meeting_tells_the_others_which_one_and_moves_reminders(
+    bot: Harness,
+) -> None:
+    """Ana moves the second meeting: Ben is told "moved the Tue 8 Dec meeting of *sync*
+    from ~its time~ to the new one", and the reminders follow the next meeting."""
+    booked = await book_series(bot)
+    await after_the_first_meeting(bot)
+    posted = len(bot.slack.calls(POST))
+
+    await click(bot, booked.confirmation, ids.RESCHEDULE)
+    await click(bot, offer_from_ephemeral(bot), f"{ids.RESCHEDULE_OCCURRENCE}_0")
+    offer = offer_from_ephemeral(bot)
+    await click_and_wait(bot, offer, offer.buttons("book_slot")[0])
+    await bot.wait_for(POST, count=posted + 1)
+    await bot.settle()
+
+    [change] = (await booking_of(bot, booked.key)).exceptions
+    assert change.original_start == TUESDAYS[1] and change.slot is not None
+    moved_to = change.slot.start
+    told = bot.slack.messages_in(dm(bot, BEN))[-1].text
+    assert told.startswith(
+        f":arrows_counterclockwise: <@{ANA.id}> moved the Tue 8 Dec meeting of *sync* "
+        f"from ~<!date^{at(TUESDAYS[1])}^"
+    )
+    assert f"to <!date^{at(moved_to)}^" in told
+    following = at(min(moved_to, TUESDAYS[2]))
+    assert reminded_of(bot, ANA) == [following] == reminded_of(bot, BEN)
+
+
+async def test_changes_while_a_notice_waits_come_in_one_notice(bot: Harness) -> None:
+    """Ben is off for the night when Ana cancels the second meeting and then the third: one
+    notice waits for his morning and names both."""
+    booked = await book_series(bot)
+    bot.clock.now = TUESDAYS[0] + timedelta(hours=8)  # 18:00 in New York
+    bot.slack.deliver_due()
+    await reconcile(bot)
+    for index in (0, 0):  # the next upcoming each time: the 8th, then the 15th
+        await click(bot, booked.confirmation, ids.CANCEL_BOOKING)
+        await click(bot, offer_from_ephemeral(bot), f"{ids.CANCEL_OCCURRENCE}_{index}")
+        await click(bot, offer_from_ephemeral(bot), ids.CONFIRM_CANCEL)
+        await bot.settle()
+
+    morning = datetime(2026, 12, 2, 9, 0, tzinfo=NEW_YORK)
+    [notice] = [s for s in waiting(bot, BEN) if s.post_at == at(morning)]
+    lines = notice.text.split("\n")
+    assert [line.split(",")[0] for line in lines] == [
+        f":x: <@{ANA.id}> cancelled the Tue 8 Dec meeting of *sync*",
+        f":x: <@{ANA.id}> cancelled the Tue 15 Dec meeting of *sync*",
+    ]
+    assert reminded_of(bot, BEN) == [at(TUESDAYS[3])]
 
 
 #: The bot scope each Web API method needs (None: no scope), per Slack's method reference.
