@@ -1896,32 +1896,39 @@ class Store:
         self, team_id: str, key: str, user_id: str, kind: str, now: datetime, until: datetime
     ) -> BookingMessage | None:
         """Take the right to work on one person's reminder or notice of a booking until
-        ``until``; the row as it stood (state ``new`` the first time), or None while another
-        worker's lease has not lapsed at ``now``. Of racing workers, on any instance, one wins.
+        ``until``; the row, now leased to this worker (state ``new`` the first time), or None
+        while another worker's lease has not lapsed at ``now``. Of racing workers, on any
+        instance, one wins.
         """
-        where = _booking_message_key(team_id, key, user_id, kind)
-        async with self._write() as conn:
-            await conn.execute(
-                self._insert(booking_messages)
-                .values(
-                    team_id=team_id,
-                    booking_key=key,
-                    user_id=user_id,
-                    kind=kind,
-                    state="new",
-                    sequence=-1,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing()
+        columns = booking_messages.c
+        claim = (
+            self._insert(booking_messages)
+            .values(
+                team_id=team_id,
+                booking_key=key,
+                user_id=user_id,
+                kind=kind,
+                state="new",
+                sequence=-1,
+                lease_until=until,
+                updated_at=now,
             )
-            query = sa.select(booking_messages).where(*where)
-            if self._dialect == "postgresql":
-                query = query.with_for_update()
-            row = (await conn.execute(query)).one()
-            if row.lease_until is not None and row.lease_until > now:
-                return None
-            await conn.execute(booking_messages.update().where(*where).values(lease_until=until))
-        return _booking_message_from_row(row)
+            .on_conflict_do_update(
+                index_elements=[
+                    columns.team_id,
+                    columns.booking_key,
+                    columns.user_id,
+                    columns.kind,
+                ],
+                set_={"lease_until": until},
+                where=sa.or_(columns.lease_until.is_(None), columns.lease_until <= now),
+            )
+            .returning(*columns)
+        )
+        # One statement: a new row, or the row with its lease taken, or (leased) nothing.
+        async with self._write() as conn:
+            row = (await conn.execute(claim)).first()
+        return _booking_message_from_row(row) if row else None
 
     async def save_booking_message(self, message: BookingMessage, *, release: bool) -> None:
         """Record how far a claimed message got; ``release`` also ends the lease."""
@@ -2055,6 +2062,20 @@ class Store:
                 )
             ).scalar()
         return UserSettings.from_json(data) if data is not None else UserSettings()
+
+    async def settings_of(self, team_id: str, user_ids: Sequence[str]) -> dict[str, UserSettings]:
+        """Each user's settings (the defaults for those who never saved any), in one read."""
+        async with self._read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(user_settings.c.user_id, user_settings.c.settings).where(
+                        user_settings.c.team_id == team_id,
+                        user_settings.c.user_id.in_(list(user_ids)),
+                    )
+                )
+            ).all()
+        saved = {row.user_id: UserSettings.from_json(row.settings) for row in rows}
+        return {user_id: saved.get(user_id) or UserSettings() for user_id in user_ids}
 
     async def save_settings(self, team_id: str, user_id: str, settings: UserSettings) -> None:
         data = settings.to_json()

@@ -27,12 +27,18 @@ class PeopleCache:
     clock: Callable[[], float] = time.monotonic
     people: dict[tuple[str, str], tuple[float, Participant]] = field(default_factory=dict)
     handles: dict[str, tuple[float, dict[str, list[str]]]] = field(default_factory=dict)
+    #: Each person's DM channel with the bot, by team (it never changes).
+    dms: dict[str, dict[str, str]] = field(default_factory=dict)
 
     #: Past this many cached people, stale entries are dropped (a long-running process).
     max_people: int = 10_000
 
     def fresh(self, stamp: float) -> bool:
         return self.clock() - stamp < self.ttl
+
+    def direct_channels(self, team_id: str) -> dict[str, str]:
+        """The team's known DM channels by user, to read and to add to."""
+        return self.dms.setdefault(team_id, {})
 
     def remember(self, team_id: str, person: Participant) -> None:
         if len(self.people) >= self.max_people:

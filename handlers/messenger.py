@@ -6,6 +6,7 @@ person's settings changed, to bring reminders and notices in step.
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableMapping
 from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
@@ -35,18 +36,24 @@ _UNDELIVERABLE = {
 class SlackMessenger:
     """Direct messages from the bot through one workspace's Web API client."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, dms: MutableMapping[str, str] | None = None) -> None:
         self._client = client
+        # A person's DM with the bot never changes: opened once per process and person.
+        self._dms: MutableMapping[str, str] = {} if dms is None else dms
 
     def text(self, note: Note) -> str:
         return blocks.note_text(note)
 
     async def direct_channel(self, user_id: str) -> str:
+        known = self._dms.get(user_id)
+        if known is not None:
+            return known
         try:
             opened = await self._client.conversations_open(users=user_id)
         except SlackApiError as exc:
             raise _refusal(exc) from None
-        return str((opened.get("channel") or {})["id"])
+        channel = self._dms[user_id] = str((opened.get("channel") or {})["id"])
+        return channel
 
     async def post(self, channel: str, text: str) -> None:
         try:
@@ -111,4 +118,5 @@ async def follow_up(
 ) -> None:
     """Bring one booking's reminders and notices in step, after the click's own answer went
     out; failures are logged and left for the reconcile, never shown to the clicker."""
-    await reminders.sync(SlackMessenger(client), SlackDirectory(client, people), team_id, key)
+    messenger = SlackMessenger(client, people.direct_channels(team_id))
+    await reminders.sync(messenger, SlackDirectory(client, people), team_id, key)

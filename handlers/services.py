@@ -31,4 +31,5 @@ class Services:
     async def follow_settings(self, client: AsyncWebClient, team_id: str, user_id: str) -> None:
         """Move the person's upcoming reminders to the lead they just saved (failures logged:
         the settings are saved either way)."""
-        await self.reminders.sync_person(SlackMessenger(client), team_id, user_id)
+        messenger = SlackMessenger(client, self.people.direct_channels(team_id))
+        await self.reminders.sync_person(messenger, team_id, user_id)

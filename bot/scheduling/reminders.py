@@ -32,7 +32,7 @@ from bot.errors import RequestError
 from bot.models import Booking, BookingState, OccurrenceChange, TimeSlot
 from bot.recurrence import next_occurrence
 from bot.scheduling.quiet_hours import quiet_until
-from bot.store import BookingMessage, Store
+from bot.store import BookingMessage, Store, UserSettings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -161,23 +161,28 @@ class Reminders:
             BookingState.CANCELLED,
         ):
             return  # not delivered yet: its confirmation comes first
-        people = dict.fromkeys((booking.organizer_id, *booking.participant_ids))
+        # Read once for everyone. A change committed after this read is not lost: the worker
+        # that made it (or the reconcile, which compares sequences) brings the rows in step.
+        people = list(dict.fromkeys((booking.organizer_id, *booking.participant_ids)))
+        settings = await self.store.settings_of(team_id, people)
         for user_id in people:
-            await _logged(_REMINDER, self._sync_reminder(messenger, team_id, key, user_id))
+            await _logged(
+                _REMINDER, self._sync_reminder(messenger, booking, user_id, settings[user_id])
+            )
         for user_id in people:
             if user_id != booking.organizer_id:
                 await _logged(
-                    _NOTICE, self._sync_notice(messenger, directory, team_id, key, user_id)
+                    _NOTICE,
+                    self._sync_notice(messenger, directory, booking, user_id, settings[user_id]),
                 )
 
     async def sync_person(self, messenger: Messenger, team_id: str, user_id: str) -> None:
         """After the person changed their settings: their upcoming reminders follow the lead."""
         upcoming = await self.store.bookings_for_user(team_id, user_id, self.clock(), limit=500)
+        settings = await self.store.get_settings(team_id, user_id)
         for booking in upcoming:
             if booking.state == BookingState.CONFIRMED:
-                await _logged(
-                    _REMINDER, self._sync_reminder(messenger, team_id, booking.key, user_id)
-                )
+                await _logged(_REMINDER, self._sync_reminder(messenger, booking, user_id, settings))
 
     async def unsynced(self, limit: int = 100) -> list[tuple[str, str]]:
         """(team, key) of bookings whose messages are behind and free to work on."""
@@ -188,19 +193,17 @@ class Reminders:
     # -- one person's reminder --
 
     async def _sync_reminder(
-        self, messenger: Messenger, team_id: str, key: str, user_id: str
+        self, messenger: Messenger, booking: Booking, user_id: str, settings: UserSettings
     ) -> None:
         now = self.clock()
+        team_id, key = booking.team_id, booking.key
         held = await self.store.claim_booking_message(
             team_id, key, user_id, _REMINDER, now, now + self.lease
         )
         if held is None:
             return  # another worker is on it and brings it to the same state
         try:
-            booking = await self.store.get_booking(team_id, key)
-            if booking is None:
-                return
-            lead = (await self.store.get_settings(team_id, user_id)).reminder_lead_minutes
+            lead = settings.reminder_lead_minutes
             at, meeting = None, None
             if booking.state == BookingState.CONFIRMED and lead is not None:
                 # The next meeting whose reminder is still to come (a series' are one by one).
@@ -225,19 +228,22 @@ class Reminders:
     # -- one person's notice --
 
     async def _sync_notice(
-        self, messenger: Messenger, directory: Directory, team_id: str, key: str, user_id: str
+        self,
+        messenger: Messenger,
+        directory: Directory,
+        booking: Booking,
+        user_id: str,
+        settings: UserSettings,
     ) -> None:
         now = self.clock()
+        team_id, key = booking.team_id, booking.key
         held = await self.store.claim_booking_message(
             team_id, key, user_id, _NOTICE, now, now + self.lease
         )
         if held is None:
             return
         try:
-            booking = await self.store.get_booking(team_id, key)
-            if booking is None:
-                return
-            row = await self._notice(messenger, directory, held, booking, now)
+            row = await self._notice(messenger, directory, held, booking, settings, now)
         except BaseException:
             await self.store.release_booking_message(team_id, key, user_id, _NOTICE)
             raise
@@ -249,6 +255,7 @@ class Reminders:
         directory: Directory,
         held: BookingMessage,
         booking: Booking,
+        settings: UserSettings,
         now: datetime,
     ) -> BookingMessage:
         # What the person knows: what the last notice said once it went out (or when there was
@@ -292,7 +299,6 @@ class Reminders:
             person = await directory.person(booking.team_id, held.user_id)
         except RequestError:  # no longer a person Slack can message (deactivated, say)
             return replace(row, state="failed", post_at=None, message_id=None)
-        settings = await self.store.get_settings(booking.team_id, held.user_id)
         zone = settings.time_zone or person.time_zone
         when = quiet_until(now, settings.working_hours, zone)
         previous = known_start if kind == NoteKind.MOVED else None
