@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.app import Slotbot, open_slotbot
@@ -244,6 +245,10 @@ async def start_harness(
     session = aiohttp.ClientSession()
     channel = slack.add_channel("general").id
     return Harness(slack, slotbot, server, session, clock, channel)
+
+
+#: Run a scenario on both databases: a SQLite file and a fresh PostgreSQL database.
+on_each_database = pytest.mark.usefixtures("database_url")
 
 
 async def stop_harness(harness: Harness) -> None:

@@ -27,8 +27,7 @@ from tests.scenarios.harness import (
     Harness,
     Offer,
     offer_from_ephemeral,
-    start_harness,
-    stop_harness,
+    on_each_database,
 )
 from tests.scenarios.test_google_oauth import connect
 
@@ -36,19 +35,6 @@ BERLIN = ZoneInfo("Europe/Berlin")
 UPLOAD_DONE = "files.completeUploadExternal"
 RESPONSE = "response_url"
 BOOKED_AT = datetime(2026, 12, 1, 15, 0, tzinfo=BERLIN)
-
-on_each_database = pytest.mark.usefixtures("database_url")
-
-
-@pytest.fixture
-async def bot(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
-    """The bot on SQLite, or on each database for scenarios marked ``on_each_database``."""
-    database_url = None
-    if "database_url" in request.fixturenames:
-        database_url = request.getfixturevalue("database_url")
-    harness = await start_harness(tmp_path, database_url=database_url)
-    yield harness
-    await stop_harness(harness)
 
 
 @dataclass

@@ -29,8 +29,7 @@ from tests.scenarios.harness import (
     Offer,
     offer_from_ephemeral,
     offer_in,
-    start_harness,
-    stop_harness,
+    on_each_database,
 )
 from tests.scenarios.test_home_settings import button, click_in_view, open_home
 from tests.scenarios.test_lifecycle import booking_of, click_and_wait, reports
@@ -44,19 +43,6 @@ TUESDAYS = [datetime(2026, 12, day, 15, 0, tzinfo=UTC) for day in (1, 8, 15, 22)
 HALF_HOUR = timedelta(minutes=30)
 BEN_PERSON = Participant(BEN.id, BEN.tz, email=BEN.email)
 ANA_PERSON = Participant(ANA.id, ANA.tz, email=ANA.email)
-
-on_each_database = pytest.mark.usefixtures("database_url")
-
-
-@pytest.fixture
-async def bot(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
-    """The bot on SQLite, or on each database for scenarios marked ``on_each_database``."""
-    database_url = None
-    if "database_url" in request.fixturenames:
-        database_url = request.getfixturevalue("database_url")
-    harness = await start_harness(tmp_path, database_url=database_url)
-    yield harness
-    await stop_harness(harness)
 
 
 @dataclass

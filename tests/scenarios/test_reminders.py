@@ -30,6 +30,7 @@ from tests.scenarios.harness import (
     Harness,
     Offer,
     offer_from_ephemeral,
+    on_each_database,
     start_harness,
     stop_harness,
 )
@@ -51,7 +52,6 @@ POST = "chat.postMessage"
 #: Monday 30 November, 03:00 in New York: Ben's notices wait for his 09:00.
 BEN_WORKDAY_STARTS = datetime(2026, 11, 30, 9, 0, tzinfo=NEW_YORK)
 
-on_each_database = pytest.mark.usefixtures("database_url")
 #: The offer and the Book button each booking was made with, by booking key.
 CLICKED: dict[str, tuple[Offer, dict[str, Any]]] = {}
 

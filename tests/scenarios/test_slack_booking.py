@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -31,28 +29,12 @@ from tests.scenarios.harness import (
     Offer,
     offer_from_ephemeral,
     offer_in,
-    start_harness,
-    stop_harness,
+    on_each_database,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UPLOAD_DONE = "files.completeUploadExternal"
 RESPONSE = "response_url"
-
-
-#: Run a scenario on both databases: a SQLite file and a fresh PostgreSQL database.
-on_each_database = pytest.mark.usefixtures("database_url")
-
-
-@pytest.fixture
-async def bot(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
-    """The bot on SQLite, or on each database for scenarios marked ``on_each_database``."""
-    database_url = None
-    if "database_url" in request.fixturenames:
-        database_url = request.getfixturevalue("database_url")
-    harness = await start_harness(tmp_path, database_url=database_url)
-    yield harness
-    await stop_harness(harness)
 
 
 async def ask(bot: Harness, text: str, **kw: object) -> None:

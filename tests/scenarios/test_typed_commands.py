@@ -4,14 +4,10 @@ working hours with a lunch break saved in the settings modal and honoured by the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import pytest
 
 from bot.models import BookingState
 from bot.scheduling.booking import booking_key_for
@@ -28,8 +24,7 @@ from tests.scenarios.harness import (
     Harness,
     Offer,
     offer_from_ephemeral,
-    start_harness,
-    stop_harness,
+    on_each_database,
 )
 from tests.scenarios.test_home_settings import open_settings, slot_starts, submit
 from tests.scenarios.test_lifecycle import (
@@ -44,19 +39,6 @@ from tests.scenarios.test_lifecycle import (
 
 BERLIN = ZoneInfo("Europe/Berlin")
 THURSDAY = datetime(2026, 12, 3, tzinfo=BERLIN)
-
-on_each_database = pytest.mark.usefixtures("database_url")
-
-
-@pytest.fixture
-async def bot(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
-    """The bot on SQLite, or on each database for scenarios marked ``on_each_database``."""
-    database_url = None
-    if "database_url" in request.fixturenames:
-        database_url = request.getfixturevalue("database_url")
-    harness = await start_harness(tmp_path, database_url=database_url)
-    yield harness
-    await stop_harness(harness)
 
 
 async def say_in_dm(
