@@ -833,6 +833,27 @@ class Store:
         self._dialect = engine.dialect.name
         # SQLite has one writer at a time; queueing in-process is cheaper than busy-waiting.
         self._write_lock = asyncio.Lock() if self._dialect == "sqlite" else None
+        # Built once (see the statements after ``_DELIVERY_COLUMNS``), for this dialect.
+        self._claim_insert = (
+            self._insert(bookings).on_conflict_do_nothing().returning(bookings.c.key)
+        )
+        messages = booking_messages.c
+        self._claim_message = (
+            self._insert(booking_messages)
+            .on_conflict_do_update(
+                index_elements=[
+                    messages.team_id,
+                    messages.booking_key,
+                    messages.user_id,
+                    messages.kind,
+                ],
+                set_={"lease_until": sa.bindparam("b_until")},
+                where=sa.or_(
+                    messages.lease_until.is_(None), messages.lease_until <= sa.bindparam("b_now")
+                ),
+            )
+            .returning(*messages)
+        )
 
     @classmethod
     async def open(cls, url: str, *, clock: Callable[[], datetime] = _utc_now) -> Store:
@@ -963,11 +984,11 @@ class Store:
 
         ``now=None`` finds an expired offer too (finishing a booking made from it).
         """
-        where = [offers.c.id == offer_id, offers.c.team_id == team_id]
-        if now is not None:
-            where.append(offers.c.expires_at > now)
+        query = _GET_OFFER if now is None else _GET_LIVE_OFFER
         async with self._read() as conn:
-            row = (await conn.execute(sa.select(offers).where(*where))).first()
+            row = (
+                await conn.execute(query, {"b_id": offer_id, "b_team": team_id, "b_now": now})
+            ).first()
         return _offer_from_row(row) if row else None
 
     async def update_offer_page(
@@ -1079,14 +1100,7 @@ class Store:
         async with self._write() as conn:
             if exclusive:
                 await self._check_free(conn, booking, members, slot)
-            inserted = (
-                await conn.execute(
-                    self._insert(bookings)
-                    .values(**row)
-                    .on_conflict_do_nothing()
-                    .returning(bookings.c.key)
-                )
-            ).first()
+            inserted = (await conn.execute(self._claim_insert, row)).first()
             if inserted is not None:
                 await conn.execute(
                     booking_members.insert(),
@@ -1475,11 +1489,7 @@ class Store:
 
     async def get_booking(self, team_id: str, key: str) -> Booking | None:
         async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(bookings).where(bookings.c.team_id == team_id, bookings.c.key == key)
-                )
-            ).first()
+            row = (await conn.execute(_GET_BOOKING, {"b_team": team_id, "b_key": key})).first()
         return _booking_from_row(row) if row else None
 
     async def update_booking(
@@ -1630,19 +1640,11 @@ class Store:
 
         A compare-and-set: of any number of racing deliverers, on any instance, one wins.
         """
-        where = (
-            bookings.c.team_id == team_id,
-            bookings.c.key == key,
-            bookings.c.state == BookingState.CREATED.value,
-            sa.or_(bookings.c.delivering_until.is_(None), bookings.c.delivering_until <= now),
-        )
         async with self._write() as conn:
             row = (
                 await conn.execute(
-                    bookings.update()
-                    .where(*where)
-                    .values(delivering_until=until)
-                    .returning(*_DELIVERY_COLUMNS)
+                    _LEASE_DELIVERY,
+                    {"b_team": team_id, "b_key": key, "b_now": now, "delivering_until": until},
                 )
             ).first()
         return _delivery_from_row(row) if row else None
@@ -1653,9 +1655,13 @@ class Store:
         """Note the invite's file id and the conversation it is being shared into."""
         async with self._write() as conn:
             await conn.execute(
-                bookings.update()
-                .where(bookings.c.team_id == team_id, bookings.c.key == key)
-                .values(invite_file_id=file_id, invite_channel_id=channel_id)
+                _RECORD_INVITE,
+                {
+                    "b_team": team_id,
+                    "b_key": key,
+                    "invite_file_id": file_id,
+                    "invite_channel_id": channel_id,
+                },
             )
 
     async def release_delivery(self, team_id: str, key: str) -> None:
@@ -1675,20 +1681,16 @@ class Store:
         async with self._write() as conn:
             row = (
                 await conn.execute(
-                    bookings.update()
-                    .where(
-                        bookings.c.team_id == team_id,
-                        bookings.c.key == key,
-                        bookings.c.state == BookingState.CREATED.value,
-                    )
-                    .values(
-                        state=BookingState.CONFIRMED.value,
-                        channel_id=channel_id,
-                        message_ts=message_ts,
-                        delivering_until=None,
-                        updated_at=self._clock(),
-                    )
-                    .returning(*bookings.c)
+                    _FINISH_DELIVERY,
+                    {
+                        "b_team": team_id,
+                        "b_key": key,
+                        "state": BookingState.CONFIRMED.value,
+                        "channel_id": channel_id,
+                        "message_ts": message_ts,
+                        "delivering_until": None,
+                        "updated_at": self._clock(),
+                    },
                 )
             ).first()
         return _booking_from_row(row) if row else None
@@ -1739,8 +1741,9 @@ class Store:
         and, in the same transaction, enqueue the webhooks ``announce`` makes for it, due at
         ``now`` (default: the store's clock), and close the offer ``close_offer``."""
         slot = schedule.slot
-        where = (bookings.c.team_id == team_id, bookings.c.key == key)
         values = {
+            "b_team": team_id,
+            "b_key": key,
             "state": BookingState.CREATED.value,
             "uid": uid,
             "schedule": schedule.to_json(),
@@ -1750,14 +1753,7 @@ class Store:
             "updated_at": self._clock(),
         }
         async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    bookings.update()
-                    .where(*where, bookings.c.state == BookingState.PENDING.value)
-                    .values(**values)
-                    .returning(*bookings.c)
-                )
-            ).first()
+            row = (await conn.execute(_MARK_CREATED, values)).first()
             if row is None:
                 return None
             booking = _booking_from_row(row)
@@ -1900,34 +1896,25 @@ class Store:
         while another worker's lease has not lapsed at ``now``. Of racing workers, on any
         instance, one wins.
         """
-        columns = booking_messages.c
-        claim = (
-            self._insert(booking_messages)
-            .values(
-                team_id=team_id,
-                booking_key=key,
-                user_id=user_id,
-                kind=kind,
-                state="new",
-                sequence=-1,
-                lease_until=until,
-                updated_at=now,
-            )
-            .on_conflict_do_update(
-                index_elements=[
-                    columns.team_id,
-                    columns.booking_key,
-                    columns.user_id,
-                    columns.kind,
-                ],
-                set_={"lease_until": until},
-                where=sa.or_(columns.lease_until.is_(None), columns.lease_until <= now),
-            )
-            .returning(*columns)
-        )
         # One statement: a new row, or the row with its lease taken, or (leased) nothing.
         async with self._write() as conn:
-            row = (await conn.execute(claim)).first()
+            row = (
+                await conn.execute(
+                    self._claim_message,
+                    {
+                        "team_id": team_id,
+                        "booking_key": key,
+                        "user_id": user_id,
+                        "kind": kind,
+                        "state": "new",
+                        "sequence": -1,
+                        "lease_until": until,
+                        "updated_at": now,
+                        "b_until": until,
+                        "b_now": now,
+                    },
+                )
+            ).first()
         return _booking_message_from_row(row) if row else None
 
     async def save_booking_message(self, message: BookingMessage, *, release: bool) -> None:
@@ -1948,11 +1935,14 @@ class Store:
         }
         if release:
             values["lease_until"] = None
-        where = _booking_message_key(
-            message.team_id, message.booking_key, message.user_id, message.kind
-        )
+        key = {
+            "b_team": message.team_id,
+            "b_key": message.booking_key,
+            "b_user": message.user_id,
+            "b_kind": message.kind,
+        }
         async with self._write() as conn:
-            await conn.execute(booking_messages.update().where(*where).values(**values))
+            await conn.execute(_SAVE_BOOKING_MESSAGE, {**key, **values})
 
     async def release_booking_message(
         self, team_id: str, key: str, user_id: str, kind: str
@@ -2663,6 +2653,46 @@ _DELIVERY_COLUMNS = (
     bookings.c.invite_file_id,
     bookings.c.invite_channel_id,
     bookings.c.delivering_until,
+)
+
+# -- the statements every click runs, built once: building one costs more Python than running
+# it (each comparison and value is coerced, then the whole is keyed for the compiled cache);
+# these take their values as parameters (``b_`` names, apart from the columns they set).
+
+_THIS_BOOKING = (
+    bookings.c.team_id == sa.bindparam("b_team"),
+    bookings.c.key == sa.bindparam("b_key"),
+)
+_GET_BOOKING = sa.select(bookings).where(*_THIS_BOOKING)
+_GET_OFFER = sa.select(offers).where(
+    offers.c.id == sa.bindparam("b_id"), offers.c.team_id == sa.bindparam("b_team")
+)
+_GET_LIVE_OFFER = _GET_OFFER.where(offers.c.expires_at > sa.bindparam("b_now"))
+_CREATED = bookings.c.state == BookingState.CREATED.value
+_LEASE_DELIVERY = (
+    bookings.update()
+    .where(
+        *_THIS_BOOKING,
+        _CREATED,
+        sa.or_(
+            bookings.c.delivering_until.is_(None),
+            bookings.c.delivering_until <= sa.bindparam("b_now"),
+        ),
+    )
+    .returning(*_DELIVERY_COLUMNS)
+)
+_RECORD_INVITE = bookings.update().where(*_THIS_BOOKING)
+_FINISH_DELIVERY = bookings.update().where(*_THIS_BOOKING, _CREATED).returning(*bookings.c)
+_MARK_CREATED = (
+    bookings.update()
+    .where(*_THIS_BOOKING, bookings.c.state == BookingState.PENDING.value)
+    .returning(*bookings.c)
+)
+_SAVE_BOOKING_MESSAGE = booking_messages.update().where(
+    booking_messages.c.team_id == sa.bindparam("b_team"),
+    booking_messages.c.booking_key == sa.bindparam("b_key"),
+    booking_messages.c.user_id == sa.bindparam("b_user"),
+    booking_messages.c.kind == sa.bindparam("b_kind"),
 )
 
 
