@@ -792,7 +792,8 @@ class Scheduler:
         command = read_booking_command(text, now, zone)
         if command is None:
             raise RequestError(f"That is not a move or a cancel I can read. {COMMAND_EXAMPLE}")
-        upcoming = await self.store.bookings_for_user(team_id, user_id, now, limit=200)
+        # A series as its next meeting, as the lists show it: "my 3pm" is that meeting's time.
+        upcoming = await self.upcoming(team_id, user_id, limit=200)
         selector = command.selector
         resolved: dict[str, str] = {}
         typed = [*(p for p in selector.people if p.startswith("@")), *selector.names]

@@ -419,3 +419,15 @@ async def test_google_whole_series_cancel_deletes_the_series(google: GoogleBot) 
     assert google.events(google_calendar(google)) == []
     _, cancel = reports(bot)
     assert cancel["method"] == "CANCEL" and cancel["events"][0]["recurrence_id"] is None
+
+
+async def test_a_typed_command_sees_a_series_at_its_next_meeting(bot: Harness) -> None:
+    """After the first meeting, "cancel my meeting on friday" (nothing then) lists the series
+    at its second meeting, as the other lists do, not at its first (past) one."""
+    await book_series(bot)
+    bot.clock.now = TUESDAYS[0] + timedelta(hours=1)
+    status, _ = await bot.command("cancel my meeting on friday")
+    assert status == 200
+    await bot.settle()
+    answer = offer_from_ephemeral(bot).text()
+    assert token_of(TUESDAYS[1]) in answer and token_of(TUESDAYS[0]) not in answer
