@@ -1179,8 +1179,6 @@ class Store:
         With ``change`` the move is recorded, in the same transaction, as a ``PendingChange``
         (stage ``applying``) leased until ``lease_until``: see ``begin_change``.
         """
-        where = (bookings.c.team_id == team_id, bookings.c.key == key)
-        live = bookings.c.state.in_([BookingState.CREATED.value, BookingState.CONFIRMED.value])
         slot = schedule.slot
         async with self._write() as conn:
             current = await _live_at(conn, team_id, key, expect_sequence)
@@ -1188,28 +1186,20 @@ class Store:
                 return None
             members = sorted({current.organizer_id, *current.participant_ids})
             await self._check_free(conn, replace(current, schedule=schedule), members, slot)
-            result = await conn.execute(
-                bookings.update()
-                .where(*where, live, bookings.c.sequence == expect_sequence)
-                .values(
-                    schedule=schedule.to_json(),
-                    start_at=slot.start,
-                    end_at=slot.end,
-                    series_end_at=_series_end(schedule),
+            return await self._advance(
+                conn,
+                current,
+                {
+                    "schedule": schedule.to_json(),
+                    "start_at": slot.start,
+                    "end_at": slot.end,
+                    "series_end_at": _series_end(schedule),
                     # A series moved as a whole starts afresh: its one-off changes go.
-                    exceptions=None,
-                    sequence=expect_sequence + 1,
-                    updated_at=self._clock(),
-                )
+                    "exceptions": None,
+                },
+                change,
+                lease_until,
             )
-            if not result.rowcount:
-                return None
-            moved = (await conn.execute(sa.select(bookings).where(*where))).one()
-            if change is not None:
-                await self._begin_change(
-                    conn, team_id, key, expect_sequence + 1, change, lease_until
-                )
-        return _booking_from_row(moved)
 
     async def change_occurrence(
         self,
@@ -1229,8 +1219,6 @@ class Store:
         checked for overlaps with anyone's other live bookings under the same locks. With
         ``pending``, recorded as a pending change like ``move_booking``'s ``change``.
         """
-        where = (bookings.c.team_id == team_id, bookings.c.key == key)
-        live = bookings.c.state.in_([BookingState.CREATED.value, BookingState.CONFIRMED.value])
         async with self._write() as conn:
             current = await _live_at(conn, team_id, key, expect_sequence)
             if current is None:
@@ -1247,22 +1235,8 @@ class Store:
             changes = sorted([*kept, change], key=lambda c: c.original_start)
             ends = [_series_end(current.schedule) or current.slot.end]
             ends += [c.slot.end for c in changes if c.slot is not None]
-            result = await conn.execute(
-                bookings.update()
-                .where(*where, live, bookings.c.sequence == expect_sequence)
-                .values(
-                    exceptions=[c.to_json() for c in changes],
-                    series_end_at=max(ends),
-                    sequence=change.sequence,
-                    updated_at=self._clock(),
-                )
-            )
-            if not result.rowcount:
-                return None
-            changed = (await conn.execute(sa.select(bookings).where(*where))).one()
-            if pending is not None:
-                await self._begin_change(conn, team_id, key, change.sequence, pending, lease_until)
-        return _booking_from_row(changed)
+            values = {"exceptions": [c.to_json() for c in changes], "series_end_at": max(ends)}
+            return await self._advance(conn, current, values, pending, lease_until)
 
     async def cancel_booking(
         self,
@@ -1279,33 +1253,47 @@ class Store:
         so a double click or a retry cancels it once, and a move in between is not lost. With
         ``change``, recorded as a pending change like ``move_booking``'s.
         """
-        where = (bookings.c.team_id == team_id, bookings.c.key == key)
         async with self._write() as conn:
-            result = await conn.execute(
-                bookings.update()
-                .where(
-                    *where,
-                    bookings.c.state.in_(
-                        [BookingState.CREATED.value, BookingState.CONFIRMED.value]
-                    ),
-                    bookings.c.sequence == expect_sequence,
-                )
-                .values(
-                    state=BookingState.CANCELLED.value,
-                    sequence=expect_sequence + 1,
-                    updated_at=self._clock(),
-                )
-            )
-            if not result.rowcount:
+            current = await _live_at(conn, team_id, key, expect_sequence)
+            if current is None:
                 return None
-            row = (await conn.execute(sa.select(bookings).where(*where))).one()
-            if change is not None:
-                await self._begin_change(
-                    conn, team_id, key, expect_sequence + 1, change, lease_until
-                )
-        return _booking_from_row(row)
+            values = {"state": BookingState.CANCELLED.value}
+            return await self._advance(conn, current, values, change, lease_until)
 
     # -- moves and cancels on their way: the pending change of a booking --
+
+    async def _advance(
+        self,
+        conn: AsyncConnection,
+        current: Booking,
+        values: Mapping[str, Any],
+        change: Mapping[str, Any] | None,
+        lease_until: datetime | None,
+    ) -> Booking | None:
+        """Write ``values`` to a booking read live at its sequence in this transaction, raising
+        the sequence by one (None if another writer got there first), and with ``change``
+        record it as a pending change."""
+        sequence = current.sequence + 1
+        row = (
+            await conn.execute(
+                bookings.update()
+                .where(
+                    bookings.c.team_id == current.team_id,
+                    bookings.c.key == current.key,
+                    bookings.c.state.in_([s.value for s in BookingState if s.is_live]),
+                    bookings.c.sequence == current.sequence,
+                )
+                .values(**values, sequence=sequence, updated_at=self._clock())
+                .returning(*bookings.c)
+            )
+        ).first()
+        if row is None:
+            return None
+        if change is not None:
+            await self._begin_change(
+                conn, current.team_id, current.key, sequence, change, lease_until
+            )
+        return _booking_from_row(row)
 
     async def _begin_change(
         self,
