@@ -812,6 +812,24 @@ _MIGRATIONS: tuple[tuple[int, str, _Migration], ...] = (
 LATEST_VERSION = _MIGRATIONS[-1][0]
 
 
+class _OneStatement:
+    """A connection that runs exactly one statement: what ``Store._write_one`` hands out."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._used = False
+
+    async def execute(
+        self,
+        statement: sa.Executable,
+        parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    ) -> sa.CursorResult[Any]:
+        if self._used:
+            raise RuntimeError("one statement only: a transaction of several is _write()")
+        self._used = True
+        return await self._conn.execute(statement, parameters)
+
+
 # --- the store ------------------------------------------------------------------------------
 
 
@@ -831,6 +849,12 @@ class Store:
         )
         self._clock = clock
         self._dialect = engine.dialect.name
+        # One-statement writes on PostgreSQL (see ``_write_one``).
+        self._autocommit_writer = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self._dialect == "postgresql"
+            else None
+        )
         # SQLite has one writer at a time; queueing in-process is cheaper than busy-waiting.
         self._write_lock = asyncio.Lock() if self._dialect == "sqlite" else None
         # Built once (see the statements after ``_DELIVERY_COLUMNS``), for this dialect.
@@ -896,6 +920,19 @@ class Store:
         lock = self._write_lock or contextlib.nullcontext()
         async with lock, self._writer.begin() as conn:
             yield conn
+
+    @contextlib.asynccontextmanager
+    async def _write_one(self) -> AsyncIterator[_OneStatement]:
+        """For a write that is one statement, atomic by itself. On PostgreSQL it runs in
+        autocommit: a transaction around one statement costs two more round trips (BEGIN,
+        COMMIT) and two more commands for the server to process. On SQLite, the usual write
+        transaction (it takes the write lock up front). A second statement is refused."""
+        if self._autocommit_writer is None:
+            async with self._write() as conn:
+                yield _OneStatement(conn)
+        else:
+            async with self._autocommit_writer.connect() as conn:
+                yield _OneStatement(conn)
 
     def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
         if self._dialect == "postgresql":
@@ -964,7 +1001,7 @@ class Store:
             recurrence=tuple(recurrence),
             extra=dict(extra or {}),
         )
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             await conn.execute(
                 offers.insert().values(
                     id=offer.id,
@@ -1044,7 +1081,7 @@ class Store:
 
     async def delete_expired_offers(self, before: datetime) -> int:
         """Forget offers that expired before ``before`` (all teams); the number deleted."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             result = await conn.execute(offers.delete().where(offers.c.expires_at <= before))
         return int(result.rowcount)
 
@@ -1358,7 +1395,7 @@ class Store:
     ) -> PendingChange | None:
         """Take the booking's pending change until ``until``; None when there is none or
         another worker's lease has not lapsed. A compare-and-set, like ``lease_delivery``."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             row = (
                 await conn.execute(
                     booking_changes.update()
@@ -1393,7 +1430,7 @@ class Store:
         self, team_id: str, key: str, sequence: int, *, file_id: str, channel_id: str
     ) -> None:
         """Note the change's .ics upload before it can be shared (found again after a crash)."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             await conn.execute(
                 booking_changes.update()
                 .where(
@@ -1406,7 +1443,7 @@ class Store:
 
     async def release_change(self, team_id: str, key: str) -> None:
         """Give up a change's lease (the attempt failed): the next may start at once."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             await conn.execute(
                 booking_changes.update()
                 .where(booking_changes.c.team_id == team_id, booking_changes.c.booking_key == key)
@@ -1415,7 +1452,7 @@ class Store:
 
     async def finish_change(self, team_id: str, key: str, sequence: int) -> bool:
         """The change at ``sequence`` is delivered (a newer one, if any, stays on its way)."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             result = await conn.execute(
                 booking_changes.delete().where(
                     booking_changes.c.team_id == team_id,
@@ -1609,7 +1646,7 @@ class Store:
 
     async def set_reply_to(self, team_id: str, key: str, reply_to: Mapping[str, Any]) -> None:
         """Point an undelivered booking's confirmation at a newer place (a retried click's)."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             await conn.execute(
                 bookings.update()
                 .where(
@@ -1628,7 +1665,7 @@ class Store:
 
         A compare-and-set: of any number of racing deliverers, on any instance, one wins.
         """
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             row = (
                 await conn.execute(
                     _LEASE_DELIVERY,
@@ -1641,7 +1678,7 @@ class Store:
         self, team_id: str, key: str, *, file_id: str | None, channel_id: str | None
     ) -> None:
         """Note the invite's file id and the conversation it is being shared into."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             await conn.execute(
                 _RECORD_INVITE,
                 {
@@ -1654,7 +1691,7 @@ class Store:
 
     async def release_delivery(self, team_id: str, key: str) -> None:
         """Give up a delivery lease (the attempt failed) so that the next try need not wait."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             await conn.execute(
                 bookings.update()
                 .where(bookings.c.team_id == team_id, bookings.c.key == key)
@@ -1666,7 +1703,7 @@ class Store:
     ) -> Booking | None:
         """Mark a created booking confirmed (delivered) and drop its lease; None unless it was
         created."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             row = (
                 await conn.execute(
                     _FINISH_DELIVERY,
@@ -1821,7 +1858,7 @@ class Store:
 
     async def webhook_delivered(self, entry_id: int, now: datetime) -> None:
         """The receiver accepted the row (2xx): it is never sent again."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             await conn.execute(
                 webhook_outbox.update()
                 .where(webhook_outbox.c.id == entry_id)
@@ -1846,7 +1883,7 @@ class Store:
         }
         if retry_at is None:
             values["gave_up_at"] = now
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             await conn.execute(
                 webhook_outbox.update().where(webhook_outbox.c.id == entry_id).values(**values)
             )
@@ -1855,7 +1892,7 @@ class Store:
         """Drop the leases of rows a stopping sender did not get to (they stay due)."""
         if not entry_ids:
             return
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             await conn.execute(
                 webhook_outbox.update()
                 .where(
@@ -1876,69 +1913,101 @@ class Store:
 
     # -- the DMs a booking owes its people: reminders and notices --
 
+    async def claim_booking_messages(
+        self,
+        team_id: str,
+        key: str,
+        wanted: Sequence[tuple[str, str]],
+        now: datetime,
+        until: datetime,
+    ) -> list[BookingMessage]:
+        """Take the right to work on people's reminders or notices of a booking, each a
+        (person, kind), until ``until``: the rows now leased to this worker (state ``new`` the
+        first time), in the order asked; a row another worker's lease still covers at ``now``
+        is left out. Of racing workers, on any instance, one wins each row.
+        """
+        if not wanted:
+            return []
+        # One statement for them all (SQLAlchemy sends the rows as one INSERT … VALUES …):
+        # new rows, or rows with their lease taken, or (leased) nothing.
+        rows_in = [
+            {
+                "team_id": team_id,
+                "booking_key": key,
+                "user_id": user_id,
+                "kind": kind,
+                "state": "new",
+                "sequence": -1,
+                "lease_until": until,
+                "updated_at": now,
+                "b_until": until,
+                "b_now": now,
+            }
+            for user_id, kind in wanted
+        ]
+        async with self._write_one() as conn:
+            rows = (await conn.execute(self._claim_message, rows_in)).all()
+        held = {(row.user_id, row.kind): _booking_message_from_row(row) for row in rows}
+        return [held[asked] for asked in wanted if asked in held]
+
     async def claim_booking_message(
         self, team_id: str, key: str, user_id: str, kind: str, now: datetime, until: datetime
     ) -> BookingMessage | None:
-        """Take the right to work on one person's reminder or notice of a booking until
-        ``until``; the row, now leased to this worker (state ``new`` the first time), or None
-        while another worker's lease has not lapsed at ``now``. Of racing workers, on any
-        instance, one wins.
-        """
-        # One statement: a new row, or the row with its lease taken, or (leased) nothing.
-        async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    self._claim_message,
-                    {
-                        "team_id": team_id,
-                        "booking_key": key,
-                        "user_id": user_id,
-                        "kind": kind,
-                        "state": "new",
-                        "sequence": -1,
-                        "lease_until": until,
-                        "updated_at": now,
-                        "b_until": until,
-                        "b_now": now,
-                    },
-                )
-            ).first()
-        return _booking_message_from_row(row) if row else None
+        """``claim_booking_messages`` for one row: the row, or None while leased elsewhere."""
+        held = await self.claim_booking_messages(team_id, key, [(user_id, kind)], now, until)
+        return held[0] if held else None
+
+    async def save_booking_messages(
+        self, messages: Sequence[BookingMessage], *, release: bool
+    ) -> None:
+        """Record how far claimed messages got, in one statement; ``release`` also ends their
+        leases."""
+        if not messages:
+            return
+        rows = []
+        for message in messages:
+            values = {
+                "state": message.state,
+                "sequence": message.sequence,
+                "post_at": message.post_at,
+                "channel_id": message.channel_id,
+                "message_id": message.message_id,
+                "digest": message.digest,
+                "note": message.note,
+                "about_start": message.about_start,
+                "told_note": message.told_note,
+                "told_start": message.told_start,
+                "told_sequence": message.told_sequence,
+                "updated_at": self._clock(),
+                "b_team": message.team_id,
+                "b_key": message.booking_key,
+                "b_user": message.user_id,
+                "b_kind": message.kind,
+            }
+            if release:
+                values["lease_until"] = None
+            rows.append(values)
+        async with self._write_one() as conn:
+            await conn.execute(_SAVE_BOOKING_MESSAGE, rows)
 
     async def save_booking_message(self, message: BookingMessage, *, release: bool) -> None:
         """Record how far a claimed message got; ``release`` also ends the lease."""
-        values = {
-            "state": message.state,
-            "sequence": message.sequence,
-            "post_at": message.post_at,
-            "channel_id": message.channel_id,
-            "message_id": message.message_id,
-            "digest": message.digest,
-            "note": message.note,
-            "about_start": message.about_start,
-            "told_note": message.told_note,
-            "told_start": message.told_start,
-            "told_sequence": message.told_sequence,
-            "updated_at": self._clock(),
-        }
-        if release:
-            values["lease_until"] = None
-        key = {
-            "b_team": message.team_id,
-            "b_key": message.booking_key,
-            "b_user": message.user_id,
-            "b_kind": message.kind,
-        }
-        async with self._write() as conn:
-            await conn.execute(_SAVE_BOOKING_MESSAGE, {**key, **values})
+        await self.save_booking_messages([message], release=release)
 
-    async def release_booking_message(
-        self, team_id: str, key: str, user_id: str, kind: str
+    async def release_booking_messages(
+        self, team_id: str, key: str, held: Sequence[tuple[str, str]]
     ) -> None:
-        """End a worker's lease on the row without changing it."""
-        where = _booking_message_key(team_id, key, user_id, kind)
-        async with self._write() as conn:
-            await conn.execute(booking_messages.update().where(*where).values(lease_until=None))
+        """End a worker's leases on rows, each a (person, kind), without changing them."""
+        if not held:
+            return
+        messages = booking_messages.c
+        pairs = [sa.and_(messages.user_id == user, messages.kind == kind) for user, kind in held]
+        async with self._write_one() as conn:
+            await conn.execute(
+                booking_messages.update()
+                .where(messages.team_id == team_id, messages.booking_key == key, sa.or_(*pairs))
+                .values(lease_until=None)
+            )
 
     async def booking_messages_of(self, team_id: str, key: str) -> list[BookingMessage]:
         """Every reminder and notice row of a booking, by person and kind."""
@@ -2061,7 +2130,7 @@ class Store:
         statement = self._insert(user_settings).values(
             team_id=team_id, user_id=user_id, settings=data, updated_at=now
         )
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             await conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=[user_settings.c.team_id, user_settings.c.user_id],
@@ -2107,7 +2176,7 @@ class Store:
 
     async def finish_event(self, team_id: str, event_id: str) -> None:
         """The event was handled: every later delivery of it is a duplicate."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             await conn.execute(
                 processed_events.update()
                 .where(
@@ -2119,7 +2188,7 @@ class Store:
 
     async def release_event(self, team_id: str, event_id: str) -> None:
         """Handling the event failed: let a redelivery of it run."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             await conn.execute(
                 processed_events.delete().where(
                     processed_events.c.team_id == team_id,
@@ -2130,7 +2199,7 @@ class Store:
 
     async def remember_event(self, team_id: str, event_id: str, now: datetime) -> bool:
         """Note a delivered Slack event; True the first time, False for every redelivery."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             result = await conn.execute(
                 self._insert(processed_events)
                 .values(team_id=team_id, event_id=event_id, received_at=now)
@@ -2140,7 +2209,7 @@ class Store:
 
     async def forget_events_before(self, before: datetime) -> int:
         """Drop dedupe records older than any redelivery could be; the number dropped."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             result = await conn.execute(
                 processed_events.delete().where(processed_events.c.received_at < before)
             )
@@ -2154,7 +2223,7 @@ class Store:
         """Store (or replace) a person's encrypted refresh token; the caller encrypts it."""
         values = {"refresh_token": sealed_token, "scopes": list(scopes), "connected_at": now}
         statement = self._insert(google_accounts).values(team_id=team_id, user_id=user_id, **values)
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             await conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=[google_accounts.c.team_id, google_accounts.c.user_id],
@@ -2178,7 +2247,7 @@ class Store:
 
     async def delete_google_account(self, team_id: str, user_id: str) -> bool:
         """Forget the person's token; False if there was none."""
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             result = await conn.execute(
                 google_accounts.delete().where(
                     google_accounts.c.team_id == team_id, google_accounts.c.user_id == user_id
@@ -2217,7 +2286,7 @@ class Store:
         statement = self._insert(pending_requests).values(
             team_id=team_id, user_id=user_id, offer_id=offer_id, updated_at=now
         )
-        async with self._write() as conn:
+        async with self._write_one() as conn:
             await conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=[pending_requests.c.team_id, pending_requests.c.user_id],

@@ -83,9 +83,10 @@ def register(app: AsyncApp, services: Services) -> None:
             await _finish_change(client, respond, click, picked, services)
             return
         # Delivered once, whoever gets there first: this click, a retry, or the reconcile.
-        if await deliver(client, services.scheduler, picked):
+        delivered = await deliver(client, services.scheduler, picked)
+        if delivered is not None:
             # After the confirmation and the .ics: reminders and the others' notices.
-            await services.follow_up(client, click.team_id, picked.booking.key)
+            await services.follow_up(client, click.team_id, delivered.key, delivered)
 
     @button(app, ids.MORE_TIMES)
     async def more_times(click: Click, client: AsyncWebClient, respond: AsyncRespond) -> None:

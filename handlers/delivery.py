@@ -22,7 +22,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.models import BookingState
+from bot.models import Booking, BookingState
 from bot.scheduling.booking import Change, Confirmation, Scheduler
 from handlers import blocks
 from handlers.blocks import escape
@@ -76,15 +76,17 @@ class ReplyTo:
         )
 
 
-async def deliver(client: AsyncWebClient, scheduler: Scheduler, confirmation: Confirmation) -> bool:
+async def deliver(
+    client: AsyncWebClient, scheduler: Scheduler, confirmation: Confirmation
+) -> Booking | None:
     """Share the invite and show the confirmation unless done or in another deliverer's hands;
-    True when this call delivered it."""
+    the booking as delivered when this call delivered it, else None."""
     booking = confirmation.booking
     if booking.state != BookingState.CREATED:
-        return False
+        return None
     delivery = await scheduler.lease_delivery(booking.team_id, booking.key)
     if delivery is None:
-        return False
+        return None
     reply = ReplyTo.from_json(delivery.reply_to, booking.organizer_id)
     offer = confirmation.offer
     title = escape(booking.title or "Meeting")
@@ -117,13 +119,12 @@ async def deliver(client: AsyncWebClient, scheduler: Scheduler, confirmation: Co
         # Let the next click or the reconcile try again at once rather than after the lease.
         await scheduler.release_delivery(booking.team_id, booking.key)
         raise
-    await scheduler.mark_delivered(
+    return await scheduler.mark_delivered(
         booking.team_id,
         booking.key,
         channel_id=channel,
         message_ts=None if reply.ephemeral else reply.message_ts,
     )
-    return True
 
 
 async def deliver_change(client: AsyncWebClient, scheduler: Scheduler, change: Change) -> bool:

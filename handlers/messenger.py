@@ -12,6 +12,7 @@ from datetime import datetime
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.models import Booking
 from bot.scheduling.reminders import MessageRefused, Note, Reminders
 from handlers import blocks
 from handlers.directory import PeopleCache, SlackDirectory
@@ -114,9 +115,14 @@ def _refusal(exc: SlackApiError) -> Exception:
 
 
 async def follow_up(
-    reminders: Reminders, client: AsyncWebClient, people: PeopleCache, team_id: str, key: str
+    reminders: Reminders,
+    client: AsyncWebClient,
+    people: PeopleCache,
+    team_id: str,
+    key: str,
+    booking: Booking | None = None,
 ) -> None:
     """Bring one booking's reminders and notices in step, after the click's own answer went
     out; failures are logged and left for the reconcile, never shown to the clicker."""
     messenger = SlackMessenger(client, people.direct_channels(team_id))
-    await reminders.sync(messenger, SlackDirectory(client, people), team_id, key)
+    await reminders.sync(messenger, SlackDirectory(client, people), team_id, key, booking)

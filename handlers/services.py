@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.calendars.google_accounts import GoogleAccounts
+from bot.models import Booking
 from bot.scheduling.booking import Scheduler
 from bot.scheduling.reminders import Reminders
 from handlers.directory import PeopleCache, SlackDirectory
@@ -24,9 +25,12 @@ class Services:
         """The people directory of the workspace ``client`` speaks for."""
         return SlackDirectory(client, self.people)
 
-    async def follow_up(self, client: AsyncWebClient, team_id: str, key: str) -> None:
-        """Bring a booking's reminders and notices in step after it was booked or changed."""
-        await follow_up(self.reminders, client, self.people, team_id, key)
+    async def follow_up(
+        self, client: AsyncWebClient, team_id: str, key: str, booking: Booking | None = None
+    ) -> None:
+        """Bring a booking's reminders and notices in step after it was booked or changed
+        (``booking``: as the caller has just stored it, read again otherwise)."""
+        await follow_up(self.reminders, client, self.people, team_id, key, booking)
 
     async def follow_settings(self, client: AsyncWebClient, team_id: str, user_id: str) -> None:
         """Move the person's upcoming reminders to the lead they just saved (failures logged:

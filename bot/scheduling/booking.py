@@ -661,9 +661,12 @@ class Scheduler:
 
     async def mark_delivered(
         self, team_id: str, key: str, *, channel_id: str | None, message_ts: str | None
-    ) -> None:
-        """The confirmation and the .ics reached the conversation (its lease ends)."""
-        await self.store.finish_delivery(team_id, key, channel_id=channel_id, message_ts=message_ts)
+    ) -> Booking | None:
+        """The confirmation and the .ics reached the conversation (its lease ends); the
+        booking as it now stands, None if it was not waiting for delivery."""
+        return await self.store.finish_delivery(
+            team_id, key, channel_id=channel_id, message_ts=message_ts
+        )
 
     # -- changing a booking: only its organizer may --
 

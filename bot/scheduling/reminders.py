@@ -151,11 +151,17 @@ class Reminders:
         self.schedule_limit = schedule_limit
 
     async def sync(
-        self, messenger: Messenger, directory: Directory, team_id: str, key: str
+        self,
+        messenger: Messenger,
+        directory: Directory,
+        team_id: str,
+        key: str,
+        booking: Booking | None = None,
     ) -> None:
-        """Bring the booking's reminders and notices in step with it as it stands. A failure
-        for one person is logged and left for the reconcile; it never reaches the caller."""
-        booking = await self.store.get_booking(team_id, key)
+        """Bring the booking's reminders and notices in step with it as it stands (``booking``
+        when the caller has just read it). A failure for one person is logged and left for the
+        reconcile; it never reaches the caller."""
+        booking = booking or await self.store.get_booking(team_id, key)
         if booking is None or booking.state not in (
             BookingState.CONFIRMED,
             BookingState.CANCELLED,
@@ -165,16 +171,16 @@ class Reminders:
         # that made it (or the reconcile, which compares sequences) brings the rows in step.
         people = list(dict.fromkeys((booking.organizer_id, *booking.participant_ids)))
         settings = await self.store.settings_of(team_id, people)
-        for user_id in people:
-            await _logged(
-                _REMINDER, self._sync_reminder(messenger, booking, user_id, settings[user_id])
-            )
-        for user_id in people:
-            if user_id != booking.organizer_id:
-                await _logged(
-                    _NOTICE,
-                    self._sync_notice(messenger, directory, booking, user_id, settings[user_id]),
-                )
+        wanted = [(user_id, _REMINDER) for user_id in people]
+        wanted += [(user_id, _NOTICE) for user_id in people if user_id != booking.organizer_id]
+
+        async def plan(held: BookingMessage, now: datetime) -> _Step:
+            person = settings[held.user_id]
+            if held.kind == _REMINDER:
+                return await self._remind(messenger, booking, held, person, now)
+            return await self._notice(messenger, directory, held, booking, person, now)
+
+        await self._in_step(booking, wanted, plan)
 
     async def sync_person(self, messenger: Messenger, team_id: str, user_id: str) -> None:
         """After the person changed their settings: their upcoming reminders follow the lead."""
@@ -182,7 +188,11 @@ class Reminders:
         settings = await self.store.get_settings(team_id, user_id)
         for booking in upcoming:
             if booking.state == BookingState.CONFIRMED:
-                await _logged(_REMINDER, self._sync_reminder(messenger, booking, user_id, settings))
+
+                async def plan(held: BookingMessage, now: datetime, b: Booking = booking) -> _Step:
+                    return await self._remind(messenger, b, held, settings, now)
+
+                await self._in_step(booking, [(user_id, _REMINDER)], plan)
 
     async def unsynced(self, limit: int = 100) -> list[tuple[str, str]]:
         """(team, key) of bookings whose messages are behind and free to work on."""
@@ -190,64 +200,89 @@ class Reminders:
             self.clock(), self.schedule_limit, limit=limit
         )
 
+    async def _in_step(
+        self,
+        booking: Booking,
+        wanted: list[tuple[str, str]],
+        plan: Callable[[BookingMessage, datetime], Awaitable[_Step]],
+    ) -> None:
+        """Bring the ``wanted`` rows, each a (person, kind), of the booking in step: lease them,
+        plan each, record every intent, make the calls, record how each ended. The store sees
+        one statement per phase for all of them; a failure for one row is logged and its lease
+        given back, the others go on."""
+        team_id, key = booking.team_id, booking.key
+        now = self.clock()
+        try:
+            held = await self.store.claim_booking_messages(
+                team_id, key, wanted, now, now + self.lease
+            )
+        except Exception as exc:  # noqa: BLE001 - left for the reconcile
+            _log(wanted[0][1] if wanted else _REMINDER, exc)
+            return
+        stuck: list[BookingMessage] = []  # leases to give back: their rows failed
+        finals: list[BookingMessage] = []
+        try:
+            steps: list[_Step] = []
+            for row in held:
+                try:
+                    steps.append(await plan(row, now))
+                except Exception as exc:  # noqa: BLE001 - one person must not stop the rest
+                    stuck.append(row)
+                    _log(row.kind, exc)
+            # Recorded first: a crash from here leaves each row saying what was under way.
+            await self.store.save_booking_messages(
+                [s.intent for s in steps if s.intent is not None], release=False
+            )
+            for step in steps:
+                try:
+                    finals.append(await step.finish())
+                except Exception as exc:  # noqa: BLE001 - one person must not stop the rest
+                    stuck.append(step.held)
+                    _log(step.held.kind, exc)
+            await self.store.save_booking_messages(finals, release=True)
+        except BaseException as exc:
+            # Every lease goes back (a cancel, a database hiccup); each row says how far it got.
+            await self.store.release_booking_messages(
+                team_id, key, [(row.user_id, row.kind) for row in held]
+            )
+            if not isinstance(exc, Exception):
+                raise
+            _log(held[0].kind if held else _REMINDER, exc)
+            return
+        if stuck:
+            await self.store.release_booking_messages(
+                team_id, key, [(row.user_id, row.kind) for row in stuck]
+            )
+
     # -- one person's reminder --
 
-    async def _sync_reminder(
-        self, messenger: Messenger, booking: Booking, user_id: str, settings: UserSettings
-    ) -> None:
-        now = self.clock()
-        team_id, key = booking.team_id, booking.key
-        held = await self.store.claim_booking_message(
-            team_id, key, user_id, _REMINDER, now, now + self.lease
-        )
-        if held is None:
-            return  # another worker is on it and brings it to the same state
-        try:
-            lead = settings.reminder_lead_minutes
-            at, meeting = None, None
-            if booking.state == BookingState.CONFIRMED and lead is not None:
-                # The next meeting whose reminder is still to come (a series' are one by one).
-                found = next_occurrence(booking, now + timedelta(minutes=lead))
-                meeting = found.slot if found is not None else None
-                at = reminder_time(meeting.start, lead, now) if meeting is not None else None
-            text = None
-            if at is not None and meeting is not None:
-                text = messenger.text(Note(NoteKind.REMINDER, booking, lead or 0, meeting=meeting))
-            row = replace(
-                held,
-                sequence=booking.sequence,
-                note=NoteKind.REMINDER.value,
-                about_start=meeting.start if text is not None and meeting is not None else None,
-            )
-            row = await self._place(messenger, held, row, text, at, now, urgent=True)
-        except BaseException:
-            await self.store.release_booking_message(team_id, key, user_id, _REMINDER)
-            raise
-        await self.store.save_booking_message(row, release=True)
-
-    # -- one person's notice --
-
-    async def _sync_notice(
+    async def _remind(
         self,
         messenger: Messenger,
-        directory: Directory,
         booking: Booking,
-        user_id: str,
+        held: BookingMessage,
         settings: UserSettings,
-    ) -> None:
-        now = self.clock()
-        team_id, key = booking.team_id, booking.key
-        held = await self.store.claim_booking_message(
-            team_id, key, user_id, _NOTICE, now, now + self.lease
+        now: datetime,
+    ) -> _Step:
+        lead = settings.reminder_lead_minutes
+        at, meeting = None, None
+        if booking.state == BookingState.CONFIRMED and lead is not None:
+            # The next meeting whose reminder is still to come (a series' are one by one).
+            found = next_occurrence(booking, now + timedelta(minutes=lead))
+            meeting = found.slot if found is not None else None
+            at = reminder_time(meeting.start, lead, now) if meeting is not None else None
+        text = None
+        if at is not None and meeting is not None:
+            text = messenger.text(Note(NoteKind.REMINDER, booking, lead or 0, meeting=meeting))
+        row = replace(
+            held,
+            sequence=booking.sequence,
+            note=NoteKind.REMINDER.value,
+            about_start=meeting.start if text is not None and meeting is not None else None,
         )
-        if held is None:
-            return
-        try:
-            row = await self._notice(messenger, directory, held, booking, settings, now)
-        except BaseException:
-            await self.store.release_booking_message(team_id, key, user_id, _NOTICE)
-            raise
-        await self.store.save_booking_message(row, release=True)
+        return await self._place(messenger, held, row, text, at, now, urgent=True)
+
+    # -- one person's notice --
 
     async def _notice(
         self,
@@ -257,7 +292,7 @@ class Reminders:
         booking: Booking,
         settings: UserSettings,
         now: datetime,
-    ) -> BookingMessage:
+    ) -> _Step:
         # What the person knows: what the last notice said once it went out (or when there was
         # nothing to say), as of the sequence it was made for; while it still waits, what they
         # knew before it.
@@ -298,7 +333,7 @@ class Reminders:
         try:
             person = await directory.person(booking.team_id, held.user_id)
         except RequestError:  # no longer a person Slack can message (deactivated, say)
-            return replace(row, state="failed", post_at=None, message_id=None)
+            return _Step(held, done=replace(row, state="failed", post_at=None, message_id=None))
         zone = settings.time_zone or person.time_zone
         when = quiet_until(now, settings.working_hours, zone)
         previous = known_start if kind == NoteKind.MOVED else None
@@ -317,42 +352,48 @@ class Reminders:
         now: datetime,
         *,
         urgent: bool,
-    ) -> BookingMessage:
-        """Make the messenger hold exactly ``text`` for ``at`` for this row (nothing when
-        ``text`` is None); ``urgent`` with ``at`` now posts at once. The row as it ends."""
+    ) -> _Step:
+        """What makes the messenger hold exactly ``text`` for ``at`` for this row (nothing when
+        ``text`` is None); ``urgent`` with ``at`` now posts at once."""
         digest = _digest(text)
         kept = await self._take_back(messenger, held, at, digest, now)
         base = replace(row, post_at=at, digest=digest, message_id=None)
         if text is None or at is None:
-            return replace(base, state="none", post_at=None)
+            return _Step(held, done=replace(base, state="none", post_at=None))
         if kept is not None:
-            return replace(base, state="scheduled", message_id=kept)
+            return _Step(held, done=replace(base, state="scheduled", message_id=kept))
         try:
             channel = held.channel_id or await messenger.direct_channel(held.user_id)
         except MessageRefused:
-            return replace(base, state="failed")  # nobody to write to: not worth retrying
+            return _Step(held, done=replace(base, state="failed"))  # not worth retrying
         base = replace(base, channel_id=channel)
         if urgent and at <= now:
-            # Recorded first: a crash mid-post leaves "posting", never posted again.
-            await self.store.save_booking_message(replace(base, state="posting"), release=False)
-            try:
-                await messenger.post(channel, text)
-            except MessageRefused:
-                return replace(base, state="failed")
-            return replace(base, state="posted")
-        if at > now + self.schedule_limit:
-            return replace(base, state="waiting")  # the reconcile schedules it once in range
-        await self.store.save_booking_message(replace(base, state="pending"), release=False)
-        try:
-            message_id = await messenger.schedule(channel, text, at)
-        except MessageRefused as refused:
-            if refused.reason == "too_far":
-                return replace(base, state="waiting")
-            if refused.reason == "in_past" and not urgent:
-                await messenger.post(channel, text)  # a notice due this very moment
+
+            async def post() -> BookingMessage:
+                try:
+                    await messenger.post(channel, text)
+                except MessageRefused:
+                    return replace(base, state="failed")
                 return replace(base, state="posted")
-            return replace(base, state="none" if refused.reason == "in_past" else "failed")
-        return replace(base, state="scheduled", message_id=message_id)
+
+            # Recorded first: a crash mid-post leaves "posting", never posted again.
+            return _Step(held, intent=replace(base, state="posting"), send=post)
+        if at > now + self.schedule_limit:
+            return _Step(held, done=replace(base, state="waiting"))  # scheduled once in range
+
+        async def schedule() -> BookingMessage:
+            try:
+                message_id = await messenger.schedule(channel, text, at)
+            except MessageRefused as refused:
+                if refused.reason == "too_far":
+                    return replace(base, state="waiting")
+                if refused.reason == "in_past" and not urgent:
+                    await messenger.post(channel, text)  # a notice due this very moment
+                    return replace(base, state="posted")
+                return replace(base, state="none" if refused.reason == "in_past" else "failed")
+            return replace(base, state="scheduled", message_id=message_id)
+
+        return _Step(held, intent=replace(base, state="pending"), send=schedule)
 
     async def _take_back(
         self,
@@ -386,9 +427,23 @@ class Reminders:
         return None
 
 
-async def _logged(kind: str, step: Awaitable[None]) -> None:
-    try:
-        await step
-    except Exception as exc:  # noqa: BLE001 - one person's message must not stop the rest
-        # Left for the reconcile; the type only: messages may carry people's text.
-        logger.warning("could not bring a %s in step yet: %s", kind, type(exc).__name__)
+def _log(kind: str, exc: Exception) -> None:
+    # Left for the reconcile; the type only: messages may carry people's text.
+    logger.warning("could not bring a %s in step yet: %s", kind, type(exc).__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """Where one leased row goes next: ``done`` when no call is needed; else ``intent`` is
+    recorded first, then ``send`` makes the call and says how the row ended."""
+
+    held: BookingMessage
+    done: BookingMessage | None = None
+    intent: BookingMessage | None = None
+    send: Callable[[], Awaitable[BookingMessage]] | None = None
+
+    async def finish(self) -> BookingMessage:
+        if self.send is not None:
+            return await self.send()
+        assert self.done is not None
+        return self.done

@@ -97,6 +97,40 @@ async def test_racing_claims_give_the_row_to_one(store: Store) -> None:
     assert sum(claim is not None for claim in claims) == 1
 
 
+async def test_a_booking_s_rows_are_claimed_saved_and_released_together(store: Store) -> None:
+    """One claim for several people's rows takes the free ones and leaves the one another
+    worker holds; one save records each row's own progress; one release frees exactly the
+    rows named."""
+    await confirmed(store)
+    other = await store.claim_booking_message("T1", "booking-1", "U2", "notice", NOW, NOW + LEASE)
+    assert other is not None
+    wanted = [("U1", "reminder"), ("U2", "reminder"), ("U2", "notice"), ("U3", "notice")]
+    held = await store.claim_booking_messages("T1", "booking-1", wanted, NOW, NOW + LEASE)
+    assert [(h.user_id, h.kind) for h in held] == [
+        ("U1", "reminder"),
+        ("U2", "reminder"),
+        ("U3", "notice"),
+    ], "the row held elsewhere is left out; the order is the one asked"
+    saved = [
+        replace(h, state="scheduled", sequence=n, message_id=f"Q{n}", channel_id=f"D{n}")
+        for n, h in enumerate(held)
+    ]
+    await store.save_booking_messages(saved, release=True)
+    rows = {(r.user_id, r.kind): r for r in await store.booking_messages_of("T1", "booking-1")}
+    for n, (user, kind) in enumerate([("U1", "reminder"), ("U2", "reminder"), ("U3", "notice")]):
+        assert rows[user, kind].message_id == f"Q{n}" and rows[user, kind].sequence == n
+        assert rows[user, kind].lease_until is None
+    assert rows["U2", "notice"].lease_until == NOW + LEASE, "the other worker's row untouched"
+
+    again = await store.claim_booking_messages("T1", "booking-1", wanted, NOW, NOW + LEASE)
+    assert len(again) == 3
+    await store.release_booking_messages("T1", "booking-1", [("U1", "reminder"), ("U3", "notice")])
+    rows = {(r.user_id, r.kind): r for r in await store.booking_messages_of("T1", "booking-1")}
+    assert rows["U1", "reminder"].lease_until is None
+    assert rows["U3", "notice"].lease_until is None
+    assert rows["U2", "reminder"].lease_until == NOW + LEASE, "not named: still held"
+
+
 async def test_bookings_owing_messages(store: Store) -> None:
     """A delivered future booking is owed messages until every person's reminder and every
     attendee's notice is in step; a row behind (another sequence, unfinished, or waiting
@@ -119,7 +153,7 @@ async def test_bookings_owing_messages(store: Store) -> None:
     held = await store.claim_booking_message("T1", "booking-1", "U2", "reminder", NOW, NOW + LEASE)
     assert held is not None
     assert await owing(NOW, HORIZON) == [], "leased: someone is on it"
-    await store.release_booking_message("T1", "booking-1", "U2", "reminder")
+    await store.release_booking_messages("T1", "booking-1", [("U2", "reminder")])
 
     await in_step(store, "booking-1", "U2", "reminder")
     after_start = slot_at(15).start

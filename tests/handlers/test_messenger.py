@@ -78,8 +78,15 @@ async def test_a_worker_stopped_after_slack_scheduled_leaves_no_duplicate(
         await worker
     held.release()
     [left] = slack.scheduled_messages()
-    [row] = await store.booking_messages_of(made.team_id, made.key)
-    assert row.state == "pending" and row.message_id is None
+    # Every row of the booking recorded what was under way before the first call went out.
+    rows_then = await store.booking_messages_of(made.team_id, made.key)
+    assert {(r.user_id, r.kind) for r in rows_then} == {
+        ("U0ANA0001", "reminder"),
+        ("U0BEN0002", "reminder"),
+        ("U0BEN0002", "notice"),
+    }
+    assert all(r.state == "pending" and r.message_id is None for r in rows_then)
+    assert all(r.lease_until is None for r in rows_then), "the leases were given back"
 
     await reminders.sync(messenger, directory, made.team_id, made.key)
 
