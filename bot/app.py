@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.scheduling.booking import Scheduler
 from bot.scheduling.reminders import Reminders
 from bot.store import Store, database_url_from
+from bot.upkeep import StoreUpkeep
 from bot.webhooks import Outbox, Webhooks
 from handlers import Services, register_handlers
 from handlers.errors import work_queue
@@ -121,12 +122,18 @@ class Slotbot:
     installs: SlackInstalls | None = None
     outbox: Outbox | None = None  # sends webhooks, when SLOTBOT_WEBHOOK_URLS names some
     reminders: Reminders | None = None  # reminders and notices owed; the reconcile catches up
+    upkeep: StoreUpkeep | None = None  # analyzes and vacuums where autovacuum does not
 
     def start_reconcile(self) -> None:
         """Finish half-done bookings now and every ``SLOTBOT_RECONCILE_SECONDS`` (0: never);
-        and start sending webhooks from the outbox."""
+        start sending webhooks from the outbox; and on PostgreSQL, analyze and vacuum the
+        tables autovacuum leaves alone every ``SLOTBOT_DB_UPKEEP_SECONDS`` (0: never)."""
         if self.outbox is not None:
             self.outbox.start()
+        if self.upkeep is None:
+            also = self.installs.tables if self.installs is not None else ()
+            self.upkeep = StoreUpkeep(self.store, self.settings.db_upkeep_seconds, also)
+            self.upkeep.start()  # nothing to do on SQLite
         if self.settings.reconcile_seconds > 0 and self.reconciler is None:
             clients = (
                 installed_clients(self.installs, self.bolt.client)
@@ -176,6 +183,8 @@ class Slotbot:
             await self.reconciler.stop()
         if self.outbox is not None:
             await self.outbox.stop()
+        if self.upkeep is not None:
+            await self.upkeep.stop()
         if self.session is not None:
             await self.session.close()
         await self.store.close()

@@ -63,6 +63,19 @@ __all__ = [
 DATABASE_FILE = "slotbot.db"
 # Any constant works; it only has to be the same in every Slotbot process.
 _MIGRATION_LOCK_KEY = 0x510780
+# Held (session-level) by the one instance analyzing and vacuuming the tables at a time.
+_UPKEEP_LOCK_KEY = 0x510781
+
+# When ``Store.analyze_and_vacuum`` stands in for autovacuum, it acts where autovacuum would
+# with PostgreSQL's default settings (https://www.postgresql.org/docs/current/
+# routine-vacuuming.html#AUTOVACUUM): ANALYZE once a table's changed rows since its last analyze
+# exceed autovacuum_analyze_threshold (50) + autovacuum_analyze_scale_factor (0.1) × its live
+# rows; VACUUM once its dead rows exceed autovacuum_vacuum_threshold (50) +
+# autovacuum_vacuum_scale_factor (0.2) × its live rows.
+ANALYZE_THRESHOLD = 50
+ANALYZE_SCALE_FACTOR = 0.1
+VACUUM_THRESHOLD = 50
+VACUUM_SCALE_FACTOR = 0.2
 
 
 def _utc_now() -> datetime:
@@ -329,6 +342,21 @@ def _lock_key(team_id: str, user_id: str) -> int:
     """A stable signed 64-bit advisory-lock key for one person of one workspace."""
     digest = hashlib.sha256(f"slotbot-person:{team_id}:{user_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+# Row counts and whether autovacuum tends each of the named tables (quoted, as in SQL): it does
+# unless it is off on the server or the table says ``autovacuum_enabled = false``.
+_TABLE_CHURN = sa.text(
+    "SELECT t.name, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze,"
+    " current_setting('autovacuum')::boolean AND NOT EXISTS ("
+    "   SELECT FROM pg_options_to_table(c.reloptions) AS o"
+    "   WHERE o.option_name = 'autovacuum_enabled' AND NOT o.option_value::boolean"
+    " ) AS autovacuum"
+    " FROM unnest(:names) WITH ORDINALITY AS t(name, n)"
+    " JOIN pg_stat_user_tables AS s ON s.relid = to_regclass(t.name)"
+    " JOIN pg_class AS c ON c.oid = s.relid"
+    " ORDER BY t.n"
+).bindparams(sa.bindparam("names", type_=postgresql.ARRAY(sa.Text)))
 
 
 class SchemaTooNewError(RuntimeError):
@@ -960,6 +988,64 @@ class Store:
                         )
                     )
 
+    # -- upkeep --
+
+    async def autovacuum_is_off(self) -> bool:
+        """Whether this is PostgreSQL with ``autovacuum`` off server-wide (False on SQLite)."""
+        if self._dialect != "postgresql":
+            return False
+        async with self._read() as conn:
+            on = await conn.execute(sa.text("SELECT current_setting('autovacuum')::boolean"))
+            return not on.scalar_one()
+
+    async def analyze_and_vacuum(self, also: Iterable[sa.Table] = ()) -> list[str]:
+        """Do autovacuum's job on Slotbot's tables where autovacuum is not doing it; what was
+        done, e.g. ``["analyze bookings", "vacuum booking_messages"]`` (table names only).
+
+        On PostgreSQL only (SQLite: nothing, ``[]``), for every table Slotbot creates plus
+        ``also`` (others' tables on the same database: Slack installs), and only those that
+        autovacuum leaves alone: all of them when the server's ``autovacuum`` is off, else those
+        with the storage parameter ``autovacuum_enabled = false``. Without it a table never gets
+        planner statistics (the planner then takes a team's rows for a handful, and the overlap
+        check of a click re-reads all the team's memberships for each booking in its slot) and
+        dead rows are never reclaimed. A table is analyzed, or
+        vacuumed and analyzed, past PostgreSQL's default thresholds (``ANALYZE_THRESHOLD`` and
+        the other constants above), counted from ``pg_stat_user_tables``.
+
+        One instance at a time: the round holds a session-level advisory lock, and an instance
+        that finds it taken does nothing this time (``[]``). A table someone holds a
+        conflicting lock on is skipped (``SKIP_LOCKED``, as autovacuum skips it), though still
+        listed; the next round finds it due again.
+        """
+        if self._dialect != "postgresql":
+            return []
+        preparer = self._engine.dialect.identifier_preparer
+        tables = {
+            preparer.format_table(table): table.name
+            for table in (*metadata.tables.values(), _SCHEMA_VERSION, *also)
+        }
+        done: list[str] = []
+        # VACUUM cannot run in a transaction: the reader's connections are autocommit.
+        async with self._read() as conn:
+            lock = sa.select(sa.func.pg_try_advisory_lock(_UPKEEP_LOCK_KEY))
+            if not (await conn.execute(lock)).scalar_one():
+                return done  # another instance is on it
+            try:
+                churn = (await conn.execute(_TABLE_CHURN, {"names": list(tables)})).all()
+                for row in churn:
+                    live, quoted = row.n_live_tup, row.name
+                    if row.autovacuum:
+                        continue
+                    if row.n_dead_tup > VACUUM_THRESHOLD + VACUUM_SCALE_FACTOR * live:
+                        await conn.execute(sa.text(f"VACUUM (ANALYZE, SKIP_LOCKED) {quoted}"))
+                        done.append(f"vacuum {tables[quoted]}")
+                    elif row.n_mod_since_analyze > ANALYZE_THRESHOLD + ANALYZE_SCALE_FACTOR * live:
+                        await conn.execute(sa.text(f"ANALYZE (SKIP_LOCKED) {quoted}"))
+                        done.append(f"analyze {tables[quoted]}")
+            finally:
+                await _unlock_upkeep(conn)
+        return done
+
     # -- offers --
 
     async def create_offer(
@@ -1175,20 +1261,8 @@ class Store:
         # A series must be clear on the occurrences it was offered for (the ones checked).
         wanted = _claimed_slots(booking, slot)
         low, high = min(s.start for s in wanted), max(s.end for s in wanted)
-        rows = (
-            await conn.execute(
-                sa.select(bookings)
-                .join(booking_members, _membership())
-                .where(
-                    bookings.c.team_id == booking.team_id,
-                    booking_members.c.user_id.in_(members),
-                    bookings.c.key != booking.key,
-                    bookings.c.state != BookingState.CANCELLED.value,
-                    bookings.c.start_at < high,
-                    _series_or_end() > low,
-                )
-            )
-        ).all()
+        query = _overlapping(booking.team_id, members, booking.key, low, high)
+        rows = (await conn.execute(query)).all()
         for row in rows:
             other = _booking_from_row(row)
             for occurrence in booking_occurrences(other, low, high):
@@ -2610,6 +2684,16 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
             raise sa.exc.DisconnectionError("a pooled connection was dead") from error
 
 
+async def _unlock_upkeep(conn: AsyncConnection) -> None:
+    """Release the upkeep lock; if that fails, close the connection, which releases it too,
+    rather than let the pool keep a session that holds it."""
+    try:
+        await conn.execute(sa.select(sa.func.pg_advisory_unlock(_UPKEEP_LOCK_KEY)))
+    except BaseException:
+        await conn.invalidate()
+        raise
+
+
 async def _current_version(conn: AsyncConnection) -> int:
     exists = await conn.run_sync(lambda sync: sa.inspect(sync).has_table(_SCHEMA_VERSION.name))
     if not exists:
@@ -2691,6 +2775,25 @@ def _series_end(schedule: ScheduleObject) -> datetime | None:
 def _series_or_end() -> sa.ColumnElement[Any]:
     """When a booking's last meeting ends: its series' end, or its own for a single one."""
     return sa.func.coalesce(bookings.c.series_end_at, bookings.c.end_at)
+
+
+def _overlapping(
+    team_id: str, members: Sequence[str], key: str, low: datetime, high: datetime
+) -> sa.Select[Any]:
+    """The live bookings other than ``key`` of any of ``members`` that may meet within
+    ``[low, high)``: what a claim or a move must find free (the per-click overlap check)."""
+    return (
+        sa.select(bookings)
+        .join(booking_members, _membership())
+        .where(
+            bookings.c.team_id == team_id,
+            booking_members.c.user_id.in_(members),
+            bookings.c.key != key,
+            bookings.c.state != BookingState.CANCELLED.value,
+            bookings.c.start_at < high,
+            _series_or_end() > low,
+        )
+    )
 
 
 def _claimed_slots(booking: Booking, slot: TimeSlot) -> list[TimeSlot]:

@@ -203,6 +203,11 @@ class SlackInstalls:
     installations: SealedInstallationStore
     states: SingleUseStateStore
 
+    @property
+    def tables(self) -> tuple[sa.Table, ...]:
+        """The three tables (installations, bots, OAuth states), e.g. for database upkeep."""
+        return (*self.installations.metadata.sorted_tables, *self.states.metadata.sorted_tables)
+
     async def create_tables(self) -> None:
         """Create the three tables if missing; safe when several instances start at once."""
         # A write transaction from the start (BEGIN IMMEDIATE on SQLite): a deferred one that

@@ -48,12 +48,28 @@ def test_socket_mode_is_preferred_when_an_app_token_is_set() -> None:
         ({"PORT": "70000"}, "PORT"),
         ({"SLOTBOT_DEFAULT_TZ": "Mars/Base"}, "SLOTBOT_DEFAULT_TZ"),
         ({"SLOTBOT_DEFAULT_DURATION": "0"}, "SLOTBOT_DEFAULT_DURATION"),
+        ({"SLOTBOT_RECONCILE_SECONDS": "-1"}, "SLOTBOT_RECONCILE_SECONDS"),
+        ({"SLOTBOT_DB_UPKEEP_SECONDS": "-1"}, "SLOTBOT_DB_UPKEEP_SECONDS"),
+        ({"SLOTBOT_DB_UPKEEP_SECONDS": "often"}, "SLOTBOT_DB_UPKEEP_SECONDS"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], name: str) -> None:
     """A value Slotbot cannot use raises ConfigError naming the variable."""
     with pytest.raises(ConfigError, match=name):
         Settings.from_env(env, dotenv=None)
+
+
+def test_background_loop_intervals_default_and_can_be_turned_off() -> None:
+    """The reconcile runs every 30 s and database upkeep every 10 s unless told; 0 is never."""
+    defaults = Settings.from_env({}, dotenv=None)
+    assert (defaults.reconcile_seconds, defaults.db_upkeep_seconds) == (30, 10)
+    off = Settings.from_env(
+        {"SLOTBOT_RECONCILE_SECONDS": "0", "SLOTBOT_DB_UPKEEP_SECONDS": " 0 "}, dotenv=None
+    )
+    assert (off.reconcile_seconds, off.db_upkeep_seconds) == (0, 0)
+    assert (
+        Settings.from_env({"SLOTBOT_DB_UPKEEP_SECONDS": "60"}, dotenv=None).db_upkeep_seconds == 60
+    )
 
 
 def _google_env(tmp_path: Path, **env: str) -> dict[str, str]:
