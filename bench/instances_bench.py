@@ -3,8 +3,10 @@
 Run: ``.venv/bin/python bench/instances_bench.py [--instances 2] [--clicks 100] [--rounds 3]``.
 Each round: ``clicks`` people ask for their own meeting (so every click can book), then all
 click at once, spread over the instances. Printed per round: bookings per second (first click
-sent → last booking CONFIRMED, i.e. its .ics uploaded), p50/p99 click ack latency, and
-duplicates (bookings per offer, uploads per booking, events per booking; must all be 0).
+sent → last booking CONFIRMED, i.e. its .ics uploaded), when the last reminder or notice the
+bookings owe went out (they follow the confirmations in batches), p50/p99 click ack latency,
+and CPU per click of every process up to that last message; at the end, duplicates (bookings
+per offer, uploads per booking, events per booking; must all be 0).
 
 Then one click is profiled in this process on PostgreSQL: the Web API calls and SQL statements
 it costs, and where its time goes. Needs PostgreSQL (``SLOTBOT_TEST_POSTGRES_URL``, default
@@ -53,6 +55,15 @@ from tests.scenarios.harness import (  # noqa: E402
 from tests.storage_fixtures import POSTGRES_URL  # noqa: E402
 
 UPLOAD_DONE = "files.completeUploadExternal"
+#: What a booking owes after its confirmation: both people's reminders, the partner's notice.
+FOLLOW_UPS_PER_BOOKING = 3
+
+
+def messages_sent(slack: Any) -> int:
+    """Direct messages posted or scheduled so far."""
+    return len(slack.calls("chat.scheduleMessage")) + len(slack.calls("chat.postMessage"))
+
+
 #: The libraries a click runs through, for the profile.
 OURS = r"(bot|handlers|slack_bolt|slack_sdk|sqlalchemy|asyncpg|icalendar|aiohttp)/.*\.py"
 
@@ -166,6 +177,7 @@ async def one_round(
     calls_before = len(slack.calls())
     uploads_before = len(slack.calls(UPLOAD_DONE))
     xacts_before = await transactions(engine)
+    messages_before = messages_sent(slack)
     cpu_before = cpu_snapshot(cluster)
     acks: list[float] = []
 
@@ -192,6 +204,14 @@ async def one_round(
             raise TimeoutError("the bookings were not all confirmed within 120 s")
         await asyncio.sleep(0.01)
     confirmed = time.perf_counter() - started
+    # Then each booking's reminders (both people) and the partner's notice: they follow the
+    # confirmations in batches. The CPU figures cover them too.
+    owed = messages_before + FOLLOW_UPS_PER_BOOKING * len(requesters)
+    while messages_sent(slack) < owed:
+        if time.perf_counter() - started > 120:
+            raise TimeoutError("the reminders and notices were not all sent within 120 s")
+        await asyncio.sleep(0.005)
+    followed = time.perf_counter() - started
     cpu = {k: v - cpu_before[k] for k, v in cpu_snapshot(cluster).items()}
     uploads = slack.calls(UPLOAD_DONE)[uploads_before:]
     last_upload = max(c.at for c in uploads) - started_wall if uploads else float("nan")
@@ -201,6 +221,7 @@ async def one_round(
         "clicks": len(requesters),
         "acked_s": acked,
         "confirmed_s": confirmed,
+        "followed_s": followed,
         "last_upload_s": last_upload,
         "ack_p50": statistics.median(acks),
         "ack_p99": percentile(acks, 0.99),
@@ -255,7 +276,9 @@ async def measure_cluster(instances: int, clicks: int, rounds: int) -> None:
                 await one_round(cluster, engine, requesters[:10], partners[:10])
                 print(
                     f"{'round':<7}{'bookings/s':>11}{'all acked':>11}{'all confirmed':>15}"
-                    f"{'last .ics':>11}{'ack p50':>9}{'ack p99':>9}{'DB xacts/click':>16}"
+                    f"{'last .ics':>11}{'reminders sent':>16}{'ack p50':>9}{'ack p99':>9}"
+                    f"{'DB xacts/click':>16}{'CPU ms/click: serve':>21}{'emulator':>9}"
+                    f"{'postgres':>9}"
                 )
                 totals = []
                 for n in range(1, rounds + 1):
@@ -264,8 +287,13 @@ async def measure_cluster(instances: int, clicks: int, rounds: int) -> None:
                     totals.append(rate)
                     print(
                         f"{n:<7}{rate:>11.1f}{r['acked_s']:>10.2f}s{r['confirmed_s']:>14.2f}s"
-                        f"{r['last_upload_s']:>10.2f}s{r['ack_p50']:>7.0f}ms{r['ack_p99']:>7.0f}ms"
+                        f"{r['last_upload_s']:>10.2f}s{r['followed_s']:>15.2f}s"
+                        f"{r['ack_p50']:>7.0f}ms{r['ack_p99']:>7.0f}ms"
                         f"{r['xacts'] / r['clicks']:>16.1f}"
+                        + "".join(
+                            f"{v:>{w}.1f}"
+                            for w, v in zip((21, 9, 9), r["cpu_ms_per_click"].values(), strict=True)
+                        )
                     )
                 per_click = {m: c / r["clicks"] for m, c in sorted(r["calls"].items())}
                 print(

@@ -285,7 +285,7 @@ class Settings:
     default_duration_minutes: int = 30
     offer_ttl_minutes: int = 60 * 24
     reconcile_seconds: int = 30  # how often half-done bookings are finished; 0 = never
-    db_upkeep_seconds: int = 10  # how often tables are analyzed/vacuumed if need be; 0 = never
+    db_upkeep_seconds: int = 3  # how often tables are analyzed/vacuumed if need be; 0 = never
     delivery_lease_seconds: int = 60  # how long one deliverer may hold a booking's delivery
     log_level: str = "INFO"
     google_service_account_file: Path | None = None
@@ -345,7 +345,7 @@ class Settings:
             default_duration_minutes=_int(env, "SLOTBOT_DEFAULT_DURATION", 30, 5, 8 * 60),
             offer_ttl_minutes=_int(env, "SLOTBOT_OFFER_TTL_MINUTES", 60 * 24, 1, 60 * 24 * 30),
             reconcile_seconds=_int(env, "SLOTBOT_RECONCILE_SECONDS", 30, 0, 24 * 3600),
-            db_upkeep_seconds=_int(env, "SLOTBOT_DB_UPKEEP_SECONDS", 10, 0, 24 * 3600),
+            db_upkeep_seconds=_int(env, "SLOTBOT_DB_UPKEEP_SECONDS", 3, 0, 24 * 3600),
             delivery_lease_seconds=_int(env, "SLOTBOT_DELIVERY_LEASE_SECONDS", 60, 1, 3600),
             log_level=(text("LOG_LEVEL") or "INFO").upper(),
             google_service_account_file=_file(env, "GOOGLE_SERVICE_ACCOUNT_FILE"),

@@ -889,6 +889,9 @@ class Store:
         self._claim_insert = (
             self._insert(bookings).on_conflict_do_nothing().returning(bookings.c.key)
         )
+        self._insert_local_event = (
+            self._insert(local_events).on_conflict_do_nothing().returning(*local_events.c)
+        )
         messages = booking_messages.c
         self._claim_message = (
             self._insert(booking_messages)
@@ -1154,16 +1157,8 @@ class Store:
     async def _close_offer(
         conn: AsyncConnection, team_id: str, offer_id: str, now: datetime
     ) -> bool:
-        result = await conn.execute(
-            offers.update()
-            .where(
-                offers.c.id == offer_id,
-                offers.c.team_id == team_id,
-                offers.c.closed_at.is_(None),
-            )
-            .values(closed_at=now)
-        )
-        return bool(result.rowcount)
+        params = {"b_id": offer_id, "b_team": team_id, "closed_at": now}
+        return bool((await conn.execute(_CLOSE_OFFER, params)).rowcount)
 
     async def delete_expired_offers(self, before: datetime) -> int:
         """Forget offers that expired before ``before`` (all teams); the number deleted."""
@@ -1261,8 +1256,14 @@ class Store:
         # A series must be clear on the occurrences it was offered for (the ones checked).
         wanted = _claimed_slots(booking, slot)
         low, high = min(s.start for s in wanted), max(s.end for s in wanted)
-        query = _overlapping(booking.team_id, members, booking.key, low, high)
-        rows = (await conn.execute(query)).all()
+        params = {
+            "b_team": booking.team_id,
+            "b_members": list(members),
+            "b_key": booking.key,
+            "b_low": low,
+            "b_high": high,
+        }
+        rows = (await conn.execute(_OVERLAPPING, params)).all()
         for row in rows:
             other = _booking_from_row(row)
             for occurrence in booking_occurrences(other, low, high):
@@ -1564,23 +1565,10 @@ class Store:
     ) -> dict[str, list[TimeSlot]]:
         """Each person's live (not cancelled) bookings overlapping ``[start, end)``; a series
         counts with each occurrence, moved ones where they went and cancelled ones not at all."""
-        query = (
-            sa.select(booking_members.c.user_id, bookings)
-            .join(
-                bookings,
-                _membership(),
-            )
-            .where(
-                booking_members.c.team_id == team_id,
-                booking_members.c.user_id.in_(list(user_ids)),
-                bookings.c.state != BookingState.CANCELLED.value,
-                bookings.c.start_at < end,
-                _series_or_end() > start,
-            )
-        )
         found: dict[str, list[TimeSlot]] = {}
+        params = {"b_team": team_id, "b_users": list(user_ids), "b_start": start, "b_end": end}
         async with self._read() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(_BOOKED, params)).all()
         for row in rows:
             for occurrence in booking_occurrences(_booking_from_row(row), start, end):
                 found.setdefault(row.user_id, []).append(occurrence.slot)
@@ -1990,15 +1978,14 @@ class Store:
     async def claim_booking_messages(
         self,
         team_id: str,
-        key: str,
-        wanted: Sequence[tuple[str, str]],
+        wanted: Sequence[tuple[str, str, str]],
         now: datetime,
         until: datetime,
     ) -> list[BookingMessage]:
-        """Take the right to work on people's reminders or notices of a booking, each a
-        (person, kind), until ``until``: the rows now leased to this worker (state ``new`` the
-        first time), in the order asked; a row another worker's lease still covers at ``now``
-        is left out. Of racing workers, on any instance, one wins each row.
+        """Take the right to work on reminders or notices, each a (booking key, person,
+        kind), until ``until``: the rows now leased to this worker (state ``new`` the first
+        time), in the order asked; a row another worker's lease still covers at ``now`` is
+        left out. Of racing workers, on any instance, one wins each row.
         """
         if not wanted:
             return []
@@ -2017,18 +2004,20 @@ class Store:
                 "b_until": until,
                 "b_now": now,
             }
-            for user_id, kind in wanted
+            for key, user_id, kind in wanted
         ]
         async with self._write_one() as conn:
             rows = (await conn.execute(self._claim_message, rows_in)).all()
-        held = {(row.user_id, row.kind): _booking_message_from_row(row) for row in rows}
+        held = {
+            (row.booking_key, row.user_id, row.kind): _booking_message_from_row(row) for row in rows
+        }
         return [held[asked] for asked in wanted if asked in held]
 
     async def claim_booking_message(
         self, team_id: str, key: str, user_id: str, kind: str, now: datetime, until: datetime
     ) -> BookingMessage | None:
         """``claim_booking_messages`` for one row: the row, or None while leased elsewhere."""
-        held = await self.claim_booking_messages(team_id, key, [(user_id, kind)], now, until)
+        held = await self.claim_booking_messages(team_id, [(key, user_id, kind)], now, until)
         return held[0] if held else None
 
     async def save_booking_messages(
@@ -2068,19 +2057,23 @@ class Store:
         """Record how far a claimed message got; ``release`` also ends the lease."""
         await self.save_booking_messages([message], release=release)
 
-    async def release_booking_messages(
-        self, team_id: str, key: str, held: Sequence[tuple[str, str]]
-    ) -> None:
-        """End a worker's leases on rows, each a (person, kind), without changing them."""
+    async def release_booking_messages(self, held: Sequence[BookingMessage]) -> None:
+        """End a worker's leases on rows without changing them."""
         if not held:
             return
         messages = booking_messages.c
-        pairs = [sa.and_(messages.user_id == user, messages.kind == kind) for user, kind in held]
+        rows = [
+            sa.and_(
+                messages.team_id == row.team_id,
+                messages.booking_key == row.booking_key,
+                messages.user_id == row.user_id,
+                messages.kind == row.kind,
+            )
+            for row in held
+        ]
         async with self._write_one() as conn:
             await conn.execute(
-                booking_messages.update()
-                .where(messages.team_id == team_id, messages.booking_key == key, sa.or_(*pairs))
-                .values(lease_until=None)
+                booking_messages.update().where(sa.or_(*rows)).values(lease_until=None)
             )
 
     async def booking_messages_of(self, team_id: str, key: str) -> list[BookingMessage]:
@@ -2174,27 +2167,13 @@ class Store:
 
     async def get_settings(self, team_id: str, user_id: str) -> UserSettings:
         """The user's saved settings, or the defaults if they never saved any."""
-        async with self._read() as conn:
-            data = (
-                await conn.execute(
-                    sa.select(user_settings.c.settings).where(
-                        user_settings.c.team_id == team_id, user_settings.c.user_id == user_id
-                    )
-                )
-            ).scalar()
-        return UserSettings.from_json(data) if data is not None else UserSettings()
+        return (await self.settings_of(team_id, [user_id]))[user_id]
 
     async def settings_of(self, team_id: str, user_ids: Sequence[str]) -> dict[str, UserSettings]:
         """Each user's settings (the defaults for those who never saved any), in one read."""
+        params = {"b_team": team_id, "b_users": list(user_ids)}
         async with self._read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(user_settings.c.user_id, user_settings.c.settings).where(
-                        user_settings.c.team_id == team_id,
-                        user_settings.c.user_id.in_(list(user_ids)),
-                    )
-                )
-            ).all()
+            rows = (await conn.execute(_SETTINGS_OF, params)).all()
         saved = {row.user_id: UserSettings.from_json(row.settings) for row in rows}
         return {user_id: saved.get(user_id) or UserSettings() for user_id in user_ids}
 
@@ -2395,14 +2374,7 @@ class Store:
             "updated_at": now,
         }
         async with self._write() as conn:
-            inserted = (
-                await conn.execute(
-                    self._insert(local_events)
-                    .values(**row)
-                    .on_conflict_do_nothing()
-                    .returning(*local_events.c)
-                )
-            ).first()
+            inserted = (await conn.execute(self._insert_local_event, row)).first()
             if inserted is not None:
                 await _index_attendees(conn, team_id, event)
                 return _local_event_from_row(inserted), True
@@ -2555,38 +2527,19 @@ class Store:
         result: dict[str, list[TimeSlot]] = {key: [] for key in wanted}
         if not wanted or end <= start:
             return result
-        live = (
-            local_events.c.team_id == team_id,
-            local_events.c.status != EventStatus.CANCELLED.value,
-            local_events.c.start_at < end,
-            _local_series_or_end() > start,
-        )
-        columns = (
-            local_events.c.calendar_id,
-            local_events.c.event_id,
-            local_events.c.start_at,
-            local_events.c.end_at,
-            local_events.c.time_zone,
-            local_events.c.recurrence,
-            local_events.c.series_end_at,
-        )
-        owned = sa.select(local_events.c.calendar_id.label("who"), *columns).where(
-            local_events.c.calendar_id.in_(wanted), *live
-        )
         by_attendee = {_attendee_key(key): key for key in wanted}
-        attended = (
-            sa.select(local_event_attendees.c.attendee.label("who"), *columns)
-            .join(local_events, _attendance_join())
-            .where(
-                local_event_attendees.c.team_id == team_id,
-                local_event_attendees.c.attendee.in_(list(by_attendee)),
-                *live,
-            )
-        )
+        params = {
+            "b_team": team_id,
+            "b_start": start,
+            "b_end": end,
+            "b_calendars": wanted,
+            "b_attendees": list(by_attendee),
+        }
         async with self._read() as conn:
-            owned_rows = (await conn.execute(owned)).all()
-            attended_rows = (await conn.execute(attended)).all()
-            changed = await _overridden(conn, team_id, [*owned_rows, *attended_rows])
+            found = (await conn.execute(_BUSY_LOCAL, params)).all()
+            changed = await _overridden(conn, team_id, found)
+        owned_rows = [row for row in found if not row.via]
+        attended_rows = [row for row in found if row.via]
         raw: dict[str, list[TimeSlot]] = {key: [] for key in wanted}
         for rows, who_of in ((owned_rows, lambda w: w), (attended_rows, by_attendee.__getitem__)):
             for row in rows:
@@ -2775,25 +2728,6 @@ def _series_end(schedule: ScheduleObject) -> datetime | None:
 def _series_or_end() -> sa.ColumnElement[Any]:
     """When a booking's last meeting ends: its series' end, or its own for a single one."""
     return sa.func.coalesce(bookings.c.series_end_at, bookings.c.end_at)
-
-
-def _overlapping(
-    team_id: str, members: Sequence[str], key: str, low: datetime, high: datetime
-) -> sa.Select[Any]:
-    """The live bookings other than ``key`` of any of ``members`` that may meet within
-    ``[low, high)``: what a claim or a move must find free (the per-click overlap check)."""
-    return (
-        sa.select(bookings)
-        .join(booking_members, _membership())
-        .where(
-            bookings.c.team_id == team_id,
-            booking_members.c.user_id.in_(members),
-            bookings.c.key != key,
-            bookings.c.state != BookingState.CANCELLED.value,
-            bookings.c.start_at < high,
-            _series_or_end() > low,
-        )
-    )
 
 
 def _claimed_slots(booking: Booking, slot: TimeSlot) -> list[TimeSlot]:
@@ -3122,3 +3056,84 @@ def _outbox_entry_from_row(row: sa.Row[Any]) -> OutboxEntry:
         gave_up_at=row.gave_up_at,
         last_error=row.last_error,
     )
+
+
+# --- statements every click runs, built once (building one costs more than running it) ---
+
+#: The live bookings other than ``b_key`` of any of ``b_members`` that may meet within
+#: ``[b_low, b_high)``: what a claim or a move must find free (the per-click overlap check).
+_OVERLAPPING = (
+    sa.select(bookings)
+    .join(booking_members, _membership())
+    .where(
+        bookings.c.team_id == sa.bindparam("b_team"),
+        booking_members.c.user_id.in_(sa.bindparam("b_members", expanding=True)),
+        bookings.c.key != sa.bindparam("b_key"),
+        bookings.c.state != BookingState.CANCELLED.value,
+        bookings.c.start_at < sa.bindparam("b_high"),
+        _series_or_end() > sa.bindparam("b_low"),
+    )
+)
+#: Each of ``b_users``' live bookings that may meet within ``[b_start, b_end)``.
+_BOOKED = (
+    sa.select(booking_members.c.user_id, bookings)
+    .join(bookings, _membership())
+    .where(
+        booking_members.c.team_id == sa.bindparam("b_team"),
+        booking_members.c.user_id.in_(sa.bindparam("b_users", expanding=True)),
+        bookings.c.state != BookingState.CANCELLED.value,
+        bookings.c.start_at < sa.bindparam("b_end"),
+        _series_or_end() > sa.bindparam("b_start"),
+    )
+)
+_SETTINGS_OF = sa.select(user_settings.c.user_id, user_settings.c.settings).where(
+    user_settings.c.team_id == sa.bindparam("b_team"),
+    user_settings.c.user_id.in_(sa.bindparam("b_users", expanding=True)),
+)
+_CLOSE_OFFER = (
+    offers.update()
+    .where(
+        offers.c.id == sa.bindparam("b_id"),
+        offers.c.team_id == sa.bindparam("b_team"),
+        offers.c.closed_at.is_(None),
+    )
+    .values(closed_at=sa.bindparam("closed_at"))
+)
+
+
+def _busy_local() -> sa.CompoundSelect[Any]:
+    """The local events ``b_calendars`` own and those ``b_attendees`` attend, live within
+    ``[b_start, b_end)``, in one statement (``via`` tells which)."""
+    live = (
+        local_events.c.team_id == sa.bindparam("b_team"),
+        local_events.c.status != EventStatus.CANCELLED.value,
+        local_events.c.start_at < sa.bindparam("b_end"),
+        _local_series_or_end() > sa.bindparam("b_start"),
+    )
+    columns = (
+        local_events.c.calendar_id,
+        local_events.c.event_id,
+        local_events.c.start_at,
+        local_events.c.end_at,
+        local_events.c.time_zone,
+        local_events.c.recurrence,
+        local_events.c.series_end_at,
+    )
+    owned = sa.select(
+        local_events.c.calendar_id.label("who"), sa.literal(False).label("via"), *columns
+    ).where(local_events.c.calendar_id.in_(sa.bindparam("b_calendars", expanding=True)), *live)
+    attended = (
+        sa.select(
+            local_event_attendees.c.attendee.label("who"), sa.literal(True).label("via"), *columns
+        )
+        .join(local_events, _attendance_join())
+        .where(
+            local_event_attendees.c.team_id == sa.bindparam("b_team"),
+            local_event_attendees.c.attendee.in_(sa.bindparam("b_attendees", expanding=True)),
+            *live,
+        )
+    )
+    return sa.union_all(owned, attended)
+
+
+_BUSY_LOCAL = _busy_local()

@@ -86,7 +86,7 @@ def register(app: AsyncApp, services: Services) -> None:
         delivered = await deliver(client, services.scheduler, picked)
         if delivered is not None:
             # After the confirmation and the .ics: reminders and the others' notices.
-            await services.follow_up(client, click.team_id, delivered.key, delivered)
+            services.follow_up(client, click.team_id, delivered.key, delivered)
 
     @button(app, ids.MORE_TIMES)
     async def more_times(click: Click, client: AsyncWebClient, respond: AsyncRespond) -> None:
@@ -236,7 +236,7 @@ async def _finish_change(
             return
         change = resumed
     if await deliver_change(client, services.scheduler, change):
-        await services.follow_up(client, click.team_id, change.booking.key)
+        services.follow_up(client, click.team_id, change.booking.key)
 
 
 def _reply_to(click: Click, respond: AsyncRespond) -> ReplyTo:

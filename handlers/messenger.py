@@ -1,10 +1,12 @@
-"""The ``Messenger`` over Slack: DMs posted now or scheduled with ``chat.scheduleMessage``, and
-``follow_up``, which the click, the settings form and the reconcile call once a booking or a
-person's settings changed, to bring reminders and notices in step.
+"""The ``Messenger`` over Slack: DMs posted now or scheduled with ``chat.scheduleMessage``;
+``follow_up``, with which the reconcile brings a booking's reminders and notices in step; and
+``FollowUps``, which does the same after clicks, in batches behind the clicks' own answers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import MutableMapping
 from datetime import datetime
@@ -16,8 +18,9 @@ from bot.models import Booking
 from bot.scheduling.reminders import MessageRefused, Note, Reminders
 from handlers import blocks
 from handlers.directory import PeopleCache, SlackDirectory
+from handlers.errors import WorkQueue, work_queue
 
-__all__ = ["SlackMessenger", "follow_up"]
+__all__ = ["FollowUps", "SlackMessenger", "follow_up"]
 
 logger = logging.getLogger("slotbot.reminders")
 
@@ -120,9 +123,66 @@ async def follow_up(
     people: PeopleCache,
     team_id: str,
     key: str,
-    booking: Booking | None = None,
 ) -> None:
-    """Bring one booking's reminders and notices in step, after the click's own answer went
-    out; failures are logged and left for the reconcile, never shown to the clicker."""
+    """Bring one booking's reminders and notices in step; failures are logged and left for the
+    next round."""
     messenger = SlackMessenger(client, people.direct_channels(team_id))
-    await reminders.sync(messenger, SlackDirectory(client, people), team_id, key, booking)
+    await reminders.sync(messenger, SlackDirectory(client, people), team_id, key)
+
+
+class FollowUps:
+    """The reminders and notices that clicks leave owing, brought in step in batches.
+
+    A click hands its booking over (``add``) once its confirmation is out, and is done. One
+    task per event loop then takes its turn in the work queue like any listener's work (every
+    waiting ack first, then a slot, in arrival order) and brings every booking handed over so
+    far in step at once: one read of everyone's settings and one statement per step for all
+    their rows (``Reminders.sync_bookings``), however many clicks came in together. The queue
+    counts the batch as work in hand until it is done, so stopping waits for it. Nothing is
+    lost if the process dies first: the reconcile finds bookings whose messages are behind.
+    """
+
+    def __init__(self, reminders: Reminders, people: PeopleCache) -> None:
+        self._reminders = reminders
+        self._people = people
+        self._waiting: list[tuple[AsyncWebClient, str, str, Booking | None]] = []
+        self._runner: asyncio.Task[None] | None = None
+
+    def add(
+        self, client: AsyncWebClient, team_id: str, key: str, booking: Booking | None = None
+    ) -> None:
+        """Owe the booking's follow-up (``booking`` as just stored; read again if None)."""
+        self._waiting.append((client, team_id, key, booking))
+        if self._runner is None or self._runner.done():
+            queue = work_queue()
+            in_hand = contextlib.ExitStack()
+            in_hand.enter_context(queue.listening())  # from now: stopping waits for it
+            self._runner = asyncio.create_task(self._run(queue, in_hand), name="slotbot-follow-ups")
+
+    async def _run(self, queue: WorkQueue, in_hand: contextlib.ExitStack) -> None:
+        with in_hand:
+            while self._waiting:
+                await queue.take_turn()
+                try:
+                    batch, self._waiting = self._waiting, []
+                    await self._follow(batch)
+                finally:
+                    queue.end_turn()
+
+    async def _follow(self, batch: list[tuple[AsyncWebClient, str, str, Booking | None]]) -> None:
+        teams: dict[tuple[int, str], tuple[AsyncWebClient, list[Booking]]] = {}
+        for client, team_id, key, booking in batch:
+            try:
+                found = booking or await self._reminders.store.get_booking(team_id, key)
+            except Exception as exc:  # noqa: BLE001 - left for the reconcile
+                logger.warning("could not read a booking to follow up: %s", type(exc).__name__)
+                continue
+            if found is not None:
+                teams.setdefault((id(client), team_id), (client, []))[1].append(found)
+        for (_, team_id), (client, bookings) in teams.items():
+            messenger = SlackMessenger(client, self._people.direct_channels(team_id))
+            directory = SlackDirectory(client, self._people)
+            try:
+                await self._reminders.sync_bookings(messenger, directory, bookings)
+            except Exception as exc:  # noqa: BLE001 - left for the reconcile
+                logger.warning("could not follow bookings up yet: %s", type(exc).__name__)

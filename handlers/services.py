@@ -11,7 +11,7 @@ from bot.models import Booking
 from bot.scheduling.booking import Scheduler
 from bot.scheduling.reminders import Reminders
 from handlers.directory import PeopleCache, SlackDirectory
-from handlers.messenger import SlackMessenger, follow_up
+from handlers.messenger import FollowUps, SlackMessenger
 
 
 @dataclass(frozen=True)
@@ -20,17 +20,21 @@ class Services:
     reminders: Reminders
     people: PeopleCache = field(default_factory=PeopleCache)
     accounts: GoogleAccounts | None = None  # people's own Google accounts, when they connect
+    followups: FollowUps = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "followups", FollowUps(self.reminders, self.people))
 
     def directory(self, client: AsyncWebClient) -> SlackDirectory:
         """The people directory of the workspace ``client`` speaks for."""
         return SlackDirectory(client, self.people)
 
-    async def follow_up(
+    def follow_up(
         self, client: AsyncWebClient, team_id: str, key: str, booking: Booking | None = None
     ) -> None:
-        """Bring a booking's reminders and notices in step after it was booked or changed
-        (``booking``: as the caller has just stored it, read again otherwise)."""
-        await follow_up(self.reminders, client, self.people, team_id, key, booking)
+        """Owe a booking's reminders and notices after it was booked or changed (``booking``:
+        as the caller has just stored it, read again otherwise); they follow in a batch."""
+        self.followups.add(client, team_id, key, booking)
 
     async def follow_settings(self, client: AsyncWebClient, team_id: str, user_id: str) -> None:
         """Move the person's upcoming reminders to the lead they just saved (failures logged:

