@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -893,22 +894,22 @@ class Store:
             self._insert(local_events).on_conflict_do_nothing().returning(*local_events.c)
         )
         messages = booking_messages.c
-        self._claim_message = (
-            self._insert(booking_messages)
-            .on_conflict_do_update(
-                index_elements=[
-                    messages.team_id,
-                    messages.booking_key,
-                    messages.user_id,
-                    messages.kind,
-                ],
-                set_={"lease_until": sa.bindparam("b_until")},
-                where=sa.or_(
-                    messages.lease_until.is_(None), messages.lease_until <= sa.bindparam("b_now")
-                ),
-            )
-            .returning(*messages)
-        )
+        claim = self._insert(booking_messages)
+        # Taken when the lease lapsed: the row's own values say until when (lease_until) and
+        # now (updated_at), so that many rows go as one INSERT … VALUES … (no other parameter).
+        self._claim_message = claim.on_conflict_do_update(
+            index_elements=[
+                messages.team_id,
+                messages.booking_key,
+                messages.user_id,
+                messages.kind,
+            ],
+            set_={"lease_until": claim.excluded.lease_until},
+            where=sa.or_(
+                messages.lease_until.is_(None),
+                messages.lease_until <= claim.excluded.updated_at,
+            ),
+        ).returning(*messages)
 
     @classmethod
     async def open(cls, url: str, *, clock: Callable[[], datetime] = _utc_now) -> Store:
@@ -1839,6 +1840,12 @@ class Store:
             "event_link": event_link,
             "updated_at": self._clock(),
         }
+        if announce is None and close_offer is not None and self._dialect == "postgresql":
+            # Both updates in one statement (no webhooks to queue): atomic by itself.
+            values.update(b_offer=close_offer, closed_at=now or self._clock())
+            async with self._write_one() as one:
+                row = (await one.execute(_MARK_CREATED_CLOSING_OFFER, values)).first()
+            return _booking_from_row(row) if row else None
         async with self._write() as conn:
             row = (await conn.execute(_MARK_CREATED, values)).first()
             if row is None:
@@ -2001,8 +2008,6 @@ class Store:
                 "sequence": -1,
                 "lease_until": until,
                 "updated_at": now,
-                "b_until": until,
-                "b_now": now,
             }
             for key, user_id, kind in wanted
         ]
@@ -2373,12 +2378,23 @@ class Store:
             "created_at": now,
             "updated_at": now,
         }
-        async with self._write() as conn:
-            inserted = (await conn.execute(self._insert_local_event, row)).first()
+        if self._dialect == "postgresql":
+            # The event and its attendance index in one statement, atomic by itself.
+            params = {**row, "b_attendees": _attendee_keys(event)}
+            async with self._write_one() as one:
+                statement = _insert_local_event_attended(tuple(row))
+                inserted = (await one.execute(statement, params)).first()
             if inserted is not None:
-                await _index_attendees(conn, team_id, event)
                 return _local_event_from_row(inserted), True
-            stored = await _select_local_event(conn, team_id, event.calendar_id, event.event_id)
+            async with self._read() as conn:
+                stored = await _select_local_event(conn, team_id, event.calendar_id, event.event_id)
+        else:
+            async with self._write() as conn:
+                inserted = (await conn.execute(self._insert_local_event, row)).first()
+                if inserted is not None:
+                    await _index_attendees(conn, team_id, event)
+                    return _local_event_from_row(inserted), True
+                stored = await _select_local_event(conn, team_id, event.calendar_id, event.event_id)
         if stored is None:  # pragma: no cover - the row exists: it conflicted
             raise RuntimeError("a local event vanished while it was being created")
         return stored, False
@@ -2964,12 +2980,18 @@ def _owned_or_attended(team_id: str, people: Sequence[str]) -> sa.ColumnElement[
     return sa.or_(local_events.c.calendar_id.in_(list(people)), attended)
 
 
-async def _index_attendees(conn: AsyncConnection, team_id: str, event: CalendarEvent) -> None:
+def _attendee_keys(event: CalendarEvent) -> list[str]:
+    """Who the event's attendance index lists: each attendee's user id and email, once."""
     keys: dict[str, None] = {}
     for person in event.attendees:
         for value in (person.user_id, person.email):
             if value:
                 keys[_attendee_key(value)] = None
+    return list(keys)
+
+
+async def _index_attendees(conn: AsyncConnection, team_id: str, event: CalendarEvent) -> None:
+    keys = _attendee_keys(event)
     if keys:
         await conn.execute(
             local_event_attendees.insert(),
@@ -3137,3 +3159,72 @@ def _busy_local() -> sa.CompoundSelect[Any]:
 
 
 _BUSY_LOCAL = _busy_local()
+
+
+def _mark_created_closing_offer() -> sa.Select[Any]:
+    """``_MARK_CREATED`` and, if it took, closing the offer ``b_offer``: one PostgreSQL
+    statement (a data-modifying WITH runs once whether or not it is read)."""
+    created = (
+        bookings.update()
+        .where(*_THIS_BOOKING, bookings.c.state == BookingState.PENDING.value)
+        .values(
+            {
+                name: sa.bindparam(name)
+                for name in (
+                    "state",
+                    "uid",
+                    "schedule",
+                    "start_at",
+                    "end_at",
+                    "event_link",
+                    "updated_at",
+                )
+            }
+        )
+        .returning(*bookings.c)
+        .cte("created")
+    )
+    closed = (
+        offers.update()
+        .where(
+            offers.c.id == sa.bindparam("b_offer"),
+            offers.c.team_id == sa.bindparam("b_team"),
+            offers.c.closed_at.is_(None),
+            sa.exists(sa.select(created.c.key)),
+        )
+        .values(closed_at=sa.bindparam("closed_at"))
+        .cte("closed")
+    )
+    return sa.select(created).add_cte(closed)
+
+
+_MARK_CREATED_CLOSING_OFFER = _mark_created_closing_offer()
+
+
+@functools.lru_cache(maxsize=4)
+def _insert_local_event_attended(names: tuple[str, ...]) -> sa.Select[Any]:
+    """A new local event (the columns ``names``, as parameters of their own names) and, if it
+    was new, its attendance index (``b_attendees``): one PostgreSQL statement, built once."""
+    event = (
+        postgresql.insert(local_events)
+        .values({name: sa.bindparam(name) for name in names})
+        .on_conflict_do_nothing()
+        .returning(*local_events.c)
+        .cte("event")
+    )
+    keys = (
+        sa.func.unnest(sa.bindparam("b_attendees", type_=postgresql.ARRAY(sa.String)))
+        .table_valued("attendee")
+        .render_derived(name="keys")
+    )
+    attended = (
+        postgresql.insert(local_event_attendees)
+        .from_select(
+            ["team_id", "attendee", "calendar_id", "event_id"],
+            sa.select(
+                event.c.team_id, keys.c.attendee, event.c.calendar_id, event.c.event_id
+            ).join_from(event, keys, sa.true()),
+        )
+        .cte("attended")
+    )
+    return sa.select(event).add_cte(attended)
