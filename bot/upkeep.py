@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from bot.store import Store
+from bot.tasks import finish_round
 
 __all__ = ["StoreUpkeep"]
 
@@ -46,12 +47,7 @@ class StoreUpkeep:
         connection (closed then, which releases its lock)."""
         if self._task is not None:
             self._stopping.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+            await finish_round(self._task)
             self._task = None
 
     async def _run(self) -> None:

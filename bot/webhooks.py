@@ -24,6 +24,7 @@ import aiohttp
 
 from bot.models import Booking, format_datetime, require_aware
 from bot.store import OutboxEntry, Store, WebhookMessage
+from bot.tasks import finish_round
 
 __all__ = [
     "KINDS",
@@ -259,12 +260,7 @@ class Outbox:
             # After the round in progress: cancelling mid-query strands its DB connection.
             self._stopping = True
             self.webhooks.wake()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+            await finish_round(self._task)
             self._task = None
         if self._own_session and self._session is not None:
             await self._session.close()

@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.scheduling.booking import Scheduler
 from bot.scheduling.reminders import Reminders
+from bot.tasks import finish_round
 from handlers.delivery import deliver, deliver_change
 from handlers.directory import PeopleCache, SlackDirectory
 from handlers.installations import SlackInstalls
@@ -152,12 +153,7 @@ class Reconciler:
         database connection (and perhaps a half-sent upload)."""
         if self._task is not None:
             self._stopping.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+            await finish_round(self._task)
             self._task = None
 
     async def _run(self) -> None:
