@@ -293,9 +293,10 @@ async def test_the_loop_tends_the_tables_and_stops_promptly(
             assert monotonic() < deadline, "the loop never analyzed bookings"
             await asyncio.sleep(0.05)
     finally:
-        began = monotonic()
+        loop = upkeep._task
         await upkeep.stop()
-        assert monotonic() - began < 2
+    # It ended by itself after its round, not by the cancel that ends a round running too long.
+    assert loop is not None and loop.done() and not loop.cancelled()
     assert "analyze bookings" in caplog.text
     notices = [r for r in caplog.records if "autovacuum is off" in r.getMessage()]
     if await store.autovacuum_is_off():
