@@ -243,13 +243,17 @@ class Reminders:
                 except Exception as exc:  # noqa: BLE001 - one person must not stop the rest
                     stuck.append(row)
                     _log(row.kind, exc)
-            # Recorded first: a crash from here leaves each row saying what was under way.
+            # Recorded first: a crash from here leaves each row saying what was under way. A
+            # scheduled message can be found again after a crash, so those are recorded all at
+            # once; a post cannot (it is never repeated), so each is recorded just before it.
             await self.store.save_booking_messages(
-                [s.intent for s in steps if s.intent is not None], release=False
+                [s.intent for s in steps if s.intent is not None and not s.posts], release=False
             )
             finals: list[BookingMessage] = []
             for step in steps:
                 try:
+                    if step.posts and step.intent is not None:
+                        await self.store.save_booking_messages([step.intent], release=False)
                     finals.append(await step.finish())
                 except Exception as exc:  # noqa: BLE001 - one person must not stop the rest
                     stuck.append(step.held)
@@ -387,7 +391,7 @@ class Reminders:
                 return replace(base, state="posted")
 
             # Recorded first: a crash mid-post leaves "posting", never posted again.
-            return _Step(held, intent=replace(base, state="posting"), send=post)
+            return _Step(held, intent=replace(base, state="posting"), send=post, posts=True)
         if at > now + self.schedule_limit:
             return _Step(held, done=replace(base, state="waiting"))  # scheduled once in range
 
@@ -451,6 +455,7 @@ class _Step:
     done: BookingMessage | None = None
     intent: BookingMessage | None = None
     send: Callable[[], Awaitable[BookingMessage]] | None = None
+    posts: bool = False  # ``send`` posts at once (rather than schedules)
 
     async def finish(self) -> BookingMessage:
         if self.send is not None:

@@ -101,6 +101,39 @@ async def test_a_worker_stopped_after_slack_scheduled_leaves_no_duplicate(
     assert len(slack.calls("chat.scheduleMessage")) == 3  # Ana's once, Ben's reminder, notice
 
 
+async def test_a_notice_not_yet_posted_when_the_worker_died_is_posted_by_the_next_pass(
+    store: Store, slack: SlackEmulator
+) -> None:
+    """Ben is at work, so his notice goes out at once (a post, never repeated once begun). The
+    worker dies while Slack schedules Ana's reminder, before it reached Ben's notice: the
+    next pass posts the notice once and keeps the reminder Slack already holds."""
+    at_work = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # 10:00 in New York, Ben's Monday
+    client = AsyncWebClient(token=slack.token, base_url=slack.url)
+    messenger, directory = SlackMessenger(client), SlackDirectory(client, PeopleCache())
+    reminders = Reminders(store, clock=lambda: at_work)
+    made = await delivered(store)
+
+    held = slack.hold("chat.scheduleMessage", apply_first=True)
+    worker = asyncio.create_task(reminders.sync(messenger, directory, made.team_id, made.key))
+    await asyncio.wait_for(held.arrived.wait(), 10)
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+    held.release()
+    assert slack.calls("chat.postMessage") == []
+    rows = {(r.user_id, r.kind): r for r in await store.booking_messages_of(made.team_id, "k1")}
+    assert rows[("U0BEN0002", "notice")].state == "new", "nothing recorded as being posted"
+
+    await reminders.sync(messenger, directory, made.team_id, made.key)
+
+    [posted] = slack.calls("chat.postMessage")
+    assert posted.params["channel"] == slack.im_channel("U0BEN0002")
+    assert len(slack.scheduled_messages()) == 2, "one reminder each, the first one kept"
+    rows = {(r.user_id, r.kind): r for r in await store.booking_messages_of(made.team_id, "k1")}
+    assert rows[("U0BEN0002", "notice")].state == "posted"
+    assert {rows[(u, "reminder")].state for u in ("U0ANA0001", "U0BEN0002")} == {"scheduled"}
+
+
 def test_texts_escape_the_title_and_link_the_event() -> None:
     """A title cannot ping or link; the event link is there when the calendar gave one."""
     made = booking("<!channel> & <http://evil|x>", link="https://calendar.example/e/1")
