@@ -1842,7 +1842,7 @@ class Store:
         }
         if announce is None and close_offer is not None and self._dialect == "postgresql":
             # Both updates in one statement (no webhooks to queue): atomic by itself.
-            values.update(b_offer=close_offer, closed_at=now or self._clock())
+            values.update(b_id=close_offer, closed_at=now or self._clock())
             async with self._write_one() as one:
                 row = (await one.execute(_MARK_CREATED_CLOSING_OFFER, values)).first()
             return _booking_from_row(row) if row else None
@@ -2018,13 +2018,6 @@ class Store:
         }
         return [held[asked] for asked in wanted if asked in held]
 
-    async def claim_booking_message(
-        self, team_id: str, key: str, user_id: str, kind: str, now: datetime, until: datetime
-    ) -> BookingMessage | None:
-        """``claim_booking_messages`` for one row: the row, or None while leased elsewhere."""
-        held = await self.claim_booking_messages(team_id, [(key, user_id, kind)], now, until)
-        return held[0] if held else None
-
     async def save_booking_messages(
         self, messages: Sequence[BookingMessage], *, release: bool
     ) -> None:
@@ -2057,10 +2050,6 @@ class Store:
             rows.append(values)
         async with self._write_one() as conn:
             await conn.execute(_SAVE_BOOKING_MESSAGE, rows)
-
-    async def save_booking_message(self, message: BookingMessage, *, release: bool) -> None:
-        """Record how far a claimed message got; ``release`` also ends the lease."""
-        await self.save_booking_messages([message], release=release)
 
     async def release_booking_messages(self, held: Sequence[BookingMessage]) -> None:
         """End a worker's leases on rows without changing them."""
@@ -3162,39 +3151,11 @@ _BUSY_LOCAL = _busy_local()
 
 
 def _mark_created_closing_offer() -> sa.Select[Any]:
-    """``_MARK_CREATED`` and, if it took, closing the offer ``b_offer``: one PostgreSQL
-    statement (a data-modifying WITH runs once whether or not it is read)."""
-    created = (
-        bookings.update()
-        .where(*_THIS_BOOKING, bookings.c.state == BookingState.PENDING.value)
-        .values(
-            {
-                name: sa.bindparam(name)
-                for name in (
-                    "state",
-                    "uid",
-                    "schedule",
-                    "start_at",
-                    "end_at",
-                    "event_link",
-                    "updated_at",
-                )
-            }
-        )
-        .returning(*bookings.c)
-        .cte("created")
-    )
-    closed = (
-        offers.update()
-        .where(
-            offers.c.id == sa.bindparam("b_offer"),
-            offers.c.team_id == sa.bindparam("b_team"),
-            offers.c.closed_at.is_(None),
-            sa.exists(sa.select(created.c.key)),
-        )
-        .values(closed_at=sa.bindparam("closed_at"))
-        .cte("closed")
-    )
+    """``_MARK_CREATED`` and, if it took, ``_CLOSE_OFFER``: one PostgreSQL statement (a
+    data-modifying WITH runs once whether or not it is read)."""
+    names = ("state", "uid", "schedule", "start_at", "end_at", "event_link", "updated_at")
+    created = _MARK_CREATED.values({name: sa.bindparam(name) for name in names}).cte("created")
+    closed = _CLOSE_OFFER.where(sa.exists(sa.select(created.c.key))).cte("closed")
     return sa.select(created).add_cte(closed)
 
 

@@ -31,24 +31,29 @@ async def confirmed(
     await store.finish_delivery(booking.team_id, key, channel_id="C1", message_ts="1.2")
 
 
+async def claim_one(
+    store: Store, key: str, user: str, kind: str, now: datetime, until: datetime
+) -> BookingMessage | None:
+    """One row's claim: the row now leased, or None while another worker holds it."""
+    held = await store.claim_booking_messages("T1", [(key, user, kind)], now, until)
+    return held[0] if held else None
+
+
 async def in_step(store: Store, key: str, user: str, kind: str, **changes: object) -> None:
     """Claim the row and save it as brought in step with sequence 0 (scheduled)."""
-    held = await store.claim_booking_message("T1", key, user, kind, NOW, NOW + LEASE)
+    held = await claim_one(store, key, user, kind, NOW, NOW + LEASE)
     assert held is not None
     fields: dict[str, object] = {"state": "scheduled", "sequence": 0, **changes}
-    await store.save_booking_message(replace(held, **fields), release=True)  # type: ignore[arg-type]
+    await store.save_booking_messages([replace(held, **fields)], release=True)  # type: ignore[arg-type]
 
 
 async def test_a_claim_holds_the_row_until_released(store: Store) -> None:
     """The first claim gets a new row; a second, while leased, gets None; after the release
     the next claim sees what the first saved, every field as written."""
     await confirmed(store)
-    first = await store.claim_booking_message("T1", "booking-1", "U2", "notice", NOW, NOW + LEASE)
+    first = await claim_one(store, "booking-1", "U2", "notice", NOW, NOW + LEASE)
     assert first == BookingMessage("T1", "booking-1", "U2", "notice", lease_until=NOW + LEASE)
-    assert (
-        await store.claim_booking_message("T1", "booking-1", "U2", "notice", NOW, NOW + LEASE)
-        is None
-    )
+    assert await claim_one(store, "booking-1", "U2", "notice", NOW, NOW + LEASE) is None
     post_at = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
     saved = replace(
         first,
@@ -64,24 +69,22 @@ async def test_a_claim_holds_the_row_until_released(store: Store) -> None:
         told_start=slot_at(15).start,
         told_sequence=1,
     )
-    await store.save_booking_message(saved, release=True)
-    again = await store.claim_booking_message("T1", "booking-1", "U2", "notice", NOW, NOW + LEASE)
+    await store.save_booking_messages([saved], release=True)
+    again = await claim_one(store, "booking-1", "U2", "notice", NOW, NOW + LEASE)
     assert again == replace(saved, lease_until=NOW + LEASE)
     assert again.post_at is not None and again.post_at.tzinfo is not None
     # The reminder of the same person is a row of its own.
-    assert await store.claim_booking_message(
-        "T1", "booking-1", "U2", "reminder", NOW, NOW + LEASE
+    assert await claim_one(
+        store, "booking-1", "U2", "reminder", NOW, NOW + LEASE
     ) == BookingMessage("T1", "booking-1", "U2", "reminder", lease_until=NOW + LEASE)
 
 
 async def test_a_lapsed_lease_is_taken_over(store: Store) -> None:
     """A worker that died frees the row when its lease lapses."""
     await confirmed(store)
-    assert await store.claim_booking_message("T1", "booking-1", "U1", "reminder", NOW, NOW + LEASE)
+    assert await claim_one(store, "booking-1", "U1", "reminder", NOW, NOW + LEASE)
     later = NOW + LEASE
-    taken = await store.claim_booking_message(
-        "T1", "booking-1", "U1", "reminder", later, later + LEASE
-    )
+    taken = await claim_one(store, "booking-1", "U1", "reminder", later, later + LEASE)
     assert taken is not None and taken.lease_until == later + LEASE
 
 
@@ -89,10 +92,7 @@ async def test_racing_claims_give_the_row_to_one(store: Store) -> None:
     """Eight concurrent claims of one row: exactly one wins."""
     await confirmed(store)
     claims = await asyncio.gather(
-        *(
-            store.claim_booking_message("T1", "booking-1", "U3", "notice", NOW, NOW + LEASE)
-            for _ in range(8)
-        )
+        *(claim_one(store, "booking-1", "U3", "notice", NOW, NOW + LEASE) for _ in range(8))
     )
     assert sum(claim is not None for claim in claims) == 1
 
@@ -104,7 +104,7 @@ async def test_rows_of_several_bookings_are_claimed_saved_and_released_together(
     the one another worker holds; one save records each row's own progress; one release
     frees exactly the rows named."""
     await confirmed(store)
-    other = await store.claim_booking_message("T1", "booking-1", "U2", "notice", NOW, NOW + LEASE)
+    other = await claim_one(store, "booking-1", "U2", "notice", NOW, NOW + LEASE)
     assert other is not None
     await confirmed(store, "booking-2")
     wanted = [
@@ -162,7 +162,7 @@ async def test_bookings_owing_messages(store: Store) -> None:
     assert await owing(NOW, HORIZON) == [("T1", "booking-1")], "made for another sequence"
     await in_step(store, "booking-1", "U2", "reminder", state="pending")
     assert await owing(NOW, HORIZON) == [("T1", "booking-1")], "a worker stopped midway"
-    held = await store.claim_booking_message("T1", "booking-1", "U2", "reminder", NOW, NOW + LEASE)
+    held = await claim_one(store, "booking-1", "U2", "reminder", NOW, NOW + LEASE)
     assert held is not None
     assert await owing(NOW, HORIZON) == [], "leased: someone is on it"
     await store.release_booking_messages([held])

@@ -5,7 +5,7 @@ the texts people get are escaped and say what happened."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -60,23 +60,37 @@ async def delivered(store: Store) -> Booking:
     return done
 
 
+def syncing(
+    store: Store, slack: SlackEmulator, now: datetime
+) -> Callable[[Booking], Awaitable[None]]:
+    """A worker bringing a booking's reminders and notices in step over the emulator at
+    ``now``: each call is one pass."""
+    client = AsyncWebClient(token=slack.token, base_url=slack.url)
+    messenger, directory = SlackMessenger(client), SlackDirectory(client, PeopleCache())
+    reminders = Reminders(store, clock=lambda: now)
+    return lambda made: reminders.sync(messenger, directory, made.team_id, made.key)
+
+
+async def die_while_slack_schedules(slack: SlackEmulator, sync: Awaitable[None]) -> None:
+    """Run the pass until Slack has scheduled its first message, then stop the worker dead,
+    Slack's answer still on the way."""
+    held = slack.hold("chat.scheduleMessage", apply_first=True)
+    worker = asyncio.ensure_future(sync)
+    await asyncio.wait_for(held.arrived.wait(), 10)
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+    held.release()
+
+
 async def test_a_worker_stopped_after_slack_scheduled_leaves_no_duplicate(
     store: Store, slack: SlackEmulator
 ) -> None:
     """Slack schedules Ana's reminder, then the worker dies before recording the id; the next
     pass lists what waits at that time, finds it by its text and keeps it: one reminder."""
-    client = AsyncWebClient(token=slack.token, base_url=slack.url)
-    messenger, directory = SlackMessenger(client), SlackDirectory(client, PeopleCache())
-    reminders = Reminders(store, clock=lambda: NOW)
+    sync = syncing(store, slack, NOW)
     made = await delivered(store)
-
-    held = slack.hold("chat.scheduleMessage", apply_first=True)
-    worker = asyncio.create_task(reminders.sync(messenger, directory, made.team_id, made.key))
-    await asyncio.wait_for(held.arrived.wait(), 10)
-    worker.cancel()  # the process dies with Slack's answer on the way
-    with pytest.raises(asyncio.CancelledError):
-        await worker
-    held.release()
+    await die_while_slack_schedules(slack, sync(made))
     [left] = slack.scheduled_messages()
     # Every row of the booking recorded what was under way before the first call went out.
     rows_then = await store.booking_messages_of(made.team_id, made.key)
@@ -88,7 +102,7 @@ async def test_a_worker_stopped_after_slack_scheduled_leaves_no_duplicate(
     assert all(r.state == "pending" and r.message_id is None for r in rows_then)
     assert all(r.lease_until is None for r in rows_then), "the leases were given back"
 
-    await reminders.sync(messenger, directory, made.team_id, made.key)
+    await sync(made)
 
     ana_dm = slack.im_channel("U0ANA0001")
     reminders_for_ana = [s for s in slack.scheduled_messages() if s.channel == ana_dm]
@@ -108,23 +122,14 @@ async def test_a_notice_not_yet_posted_when_the_worker_died_is_posted_by_the_nex
     worker dies while Slack schedules Ana's reminder, before it reached Ben's notice: the
     next pass posts the notice once and keeps the reminder Slack already holds."""
     at_work = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # 10:00 in New York, Ben's Monday
-    client = AsyncWebClient(token=slack.token, base_url=slack.url)
-    messenger, directory = SlackMessenger(client), SlackDirectory(client, PeopleCache())
-    reminders = Reminders(store, clock=lambda: at_work)
+    sync = syncing(store, slack, at_work)
     made = await delivered(store)
-
-    held = slack.hold("chat.scheduleMessage", apply_first=True)
-    worker = asyncio.create_task(reminders.sync(messenger, directory, made.team_id, made.key))
-    await asyncio.wait_for(held.arrived.wait(), 10)
-    worker.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await worker
-    held.release()
+    await die_while_slack_schedules(slack, sync(made))
     assert slack.calls("chat.postMessage") == []
     rows = {(r.user_id, r.kind): r for r in await store.booking_messages_of(made.team_id, "k1")}
     assert rows[("U0BEN0002", "notice")].state == "new", "nothing recorded as being posted"
 
-    await reminders.sync(messenger, directory, made.team_id, made.key)
+    await sync(made)
 
     [posted] = slack.calls("chat.postMessage")
     assert posted.params["channel"] == slack.im_channel("U0BEN0002")
