@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from bot import direct
 from bot.calendars import Attendee, CalendarEvent
 from bot.models import (
     Booking,
@@ -844,15 +845,11 @@ LATEST_VERSION = _MIGRATIONS[-1][0]
 class _OneStatement:
     """A connection that runs exactly one statement: what ``Store._write_one`` hands out."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: direct.Connection) -> None:
         self._conn = conn
         self._used = False
 
-    async def execute(
-        self,
-        statement: sa.Executable,
-        parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
-    ) -> sa.CursorResult[Any]:
+    async def execute(self, statement: sa.Executable, parameters: direct.Parameters = None) -> Any:
         if self._used:
             raise RuntimeError("one statement only: a transaction of several is _write()")
         self._used = True
@@ -870,20 +867,11 @@ class Store:
         # Writers on SQLite take the database lock up front (BEGIN IMMEDIATE), so a reader
         # never has to upgrade to a writer mid-transaction, which SQLite refuses without waiting.
         self._writer = engine.execution_options(slotbot_write=True)
-        # A read is one statement (or a few that need no common snapshot): no transaction, so
-        # no BEGIN and COMMIT round trips around it.
-        self._reader = engine.execution_options(
-            slotbot_read=True,
-            **({"isolation_level": "AUTOCOMMIT"} if engine.dialect.name == "postgresql" else {}),
-        )
+        # SQLite: a read is one statement (or a few that need no common snapshot), so no
+        # transaction around it (see ``_create_engine``).
+        self._reader = engine.execution_options(slotbot_read=True)
         self._clock = clock
         self._dialect = engine.dialect.name
-        # One-statement writes on PostgreSQL (see ``_write_one``).
-        self._autocommit_writer = (
-            engine.execution_options(isolation_level="AUTOCOMMIT")
-            if self._dialect == "postgresql"
-            else None
-        )
         # SQLite has one writer at a time; queueing in-process is cheaper than busy-waiting.
         self._write_lock = asyncio.Lock() if self._dialect == "sqlite" else None
         # Built once (see the statements after ``_DELIVERY_COLUMNS``), for this dialect.
@@ -942,13 +930,34 @@ class Store:
 
     # -- plumbing --
 
-    @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._reader.connect() as conn:
-            yield conn
+    # On PostgreSQL the store's statements run on the pooled asyncpg connection itself
+    # (``bot.direct``): SQLAlchemy builds and compiles them, its execution layer is skipped.
+    # On SQLite they run through SQLAlchemy.
 
     @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
+    async def _read(self) -> AsyncIterator[direct.Connection]:
+        """For reads: autocommit, each statement sees the latest committed data."""
+        if self._dialect == "postgresql":
+            async with direct.connect(self._engine, transaction=False) as conn:
+                yield conn
+        else:
+            async with self._reader.connect() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[direct.Connection]:
+        """One transaction, committed at the end of the block."""
+        if self._dialect == "postgresql":
+            async with direct.connect(self._engine, transaction=True) as conn:
+                yield conn
+        else:
+            async with self._write_schema() as sa_conn:
+                yield sa_conn
+
+    @contextlib.asynccontextmanager
+    async def _write_schema(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction through SQLAlchemy itself, for what ``bot.direct`` does not
+        run (the migrations' DDL)."""
         lock = self._write_lock or contextlib.nullcontext()
         async with lock, self._writer.begin() as conn:
             yield conn
@@ -959,12 +968,12 @@ class Store:
         autocommit: a transaction around one statement costs two more round trips (BEGIN,
         COMMIT) and two more commands for the server to process. On SQLite, the usual write
         transaction (it takes the write lock up front). A second statement is refused."""
-        if self._autocommit_writer is None:
-            async with self._write() as conn:
+        if self._dialect == "postgresql":
+            async with direct.connect(self._engine, transaction=False) as conn:
                 yield _OneStatement(conn)
         else:
-            async with self._autocommit_writer.connect() as conn:
-                yield _OneStatement(conn)
+            async with self._write() as sa_conn:
+                yield _OneStatement(sa_conn)
 
     def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
         if self._dialect == "postgresql":
@@ -972,7 +981,7 @@ class Store:
         return sqlite.insert(table)
 
     async def _migrate(self) -> None:
-        async with self._write() as conn:
+        async with self._write_schema() as conn:
             if self._dialect == "postgresql":
                 # Held until commit: a second process starting now waits, then finds it done.
                 await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
@@ -1029,8 +1038,9 @@ class Store:
             for table in (*metadata.tables.values(), _SCHEMA_VERSION, *also)
         }
         done: list[str] = []
-        # VACUUM cannot run in a transaction: the reader's connections are autocommit.
-        async with self._read() as conn:
+        # VACUUM cannot run in a transaction; and through SQLAlchemy, which can drop a
+        # connection that failed to release the lock (``_unlock_upkeep``).
+        async with self._engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
             lock = sa.select(sa.func.pg_try_advisory_lock(_UPKEEP_LOCK_KEY))
             if not (await conn.execute(lock)).scalar_one():
                 return done  # another instance is on it
@@ -1156,7 +1166,7 @@ class Store:
 
     @staticmethod
     async def _close_offer(
-        conn: AsyncConnection, team_id: str, offer_id: str, now: datetime
+        conn: direct.Connection, team_id: str, offer_id: str, now: datetime
     ) -> bool:
         params = {"b_id": offer_id, "b_team": team_id, "closed_at": now}
         return bool((await conn.execute(_CLOSE_OFFER, params)).rowcount)
@@ -1246,7 +1256,7 @@ class Store:
         return _booking_from_row(existing), False
 
     async def _check_free(
-        self, conn: AsyncConnection, booking: Booking, members: Sequence[str], slot: TimeSlot
+        self, conn: direct.Connection, booking: Booking, members: Sequence[str], slot: TimeSlot
     ) -> None:
         if self._dialect == "postgresql":
             # One lock per person, all in one round trip, always in ascending key order so
@@ -1377,7 +1387,7 @@ class Store:
 
     async def _advance(
         self,
-        conn: AsyncConnection,
+        conn: direct.Connection,
         current: Booking,
         values: Mapping[str, Any],
         change: Mapping[str, Any] | None,
@@ -1410,7 +1420,7 @@ class Store:
 
     async def _begin_change(
         self,
-        conn: AsyncConnection,
+        conn: direct.Connection,
         team_id: str,
         key: str,
         sequence: int,
@@ -1864,7 +1874,7 @@ class Store:
             return await self._insert_webhooks(conn, messages, now)
 
     async def _insert_webhooks(
-        self, conn: AsyncConnection, messages: Sequence[WebhookMessage], now: datetime
+        self, conn: direct.Connection, messages: Sequence[WebhookMessage], now: datetime
     ) -> int:
         added = 0
         for message in messages:
@@ -2845,7 +2855,7 @@ def _overrides_of(
 
 
 async def _overridden(
-    conn: AsyncConnection, team_id: str, rows: Sequence[Any]
+    conn: direct.Connection, team_id: str, rows: Sequence[Any]
 ) -> set[tuple[str, str, datetime]]:
     """(calendar, series id, original start) of every occurrence of these rows' series that
     an override row replaces (moved or cancelled)."""
@@ -2884,7 +2894,7 @@ def _occurrences(
 
 
 async def _drop_attendees(
-    conn: AsyncConnection, team_id: str, calendar_id: str, event_ids: Sequence[str]
+    conn: direct.Connection, team_id: str, calendar_id: str, event_ids: Sequence[str]
 ) -> None:
     await conn.execute(
         local_event_attendees.delete().where(
@@ -2979,7 +2989,7 @@ def _attendee_keys(event: CalendarEvent) -> list[str]:
     return list(keys)
 
 
-async def _index_attendees(conn: AsyncConnection, team_id: str, event: CalendarEvent) -> None:
+async def _index_attendees(conn: direct.Connection, team_id: str, event: CalendarEvent) -> None:
     keys = _attendee_keys(event)
     if keys:
         await conn.execute(
@@ -2996,7 +3006,9 @@ async def _index_attendees(conn: AsyncConnection, team_id: str, event: CalendarE
         )
 
 
-async def _live_at(conn: AsyncConnection, team_id: str, key: str, sequence: int) -> Booking | None:
+async def _live_at(
+    conn: direct.Connection, team_id: str, key: str, sequence: int
+) -> Booking | None:
     """The booking if it is live (created or confirmed) at ``sequence``, else None."""
     row = (
         await conn.execute(
@@ -3012,7 +3024,7 @@ async def _live_at(conn: AsyncConnection, team_id: str, key: str, sequence: int)
 
 
 async def _select_local_event(
-    conn: AsyncConnection, team_id: str, calendar_id: str, event_id: str
+    conn: direct.Connection, team_id: str, calendar_id: str, event_id: str
 ) -> LocalEvent | None:
     row = (
         await conn.execute(
