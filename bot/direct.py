@@ -236,6 +236,12 @@ class _Plans:
 _PLANS = _Plans()
 
 
+def sql_for(statement: sa.Executable, parameters: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """The SQL and arguments this module sends for ``statement`` (for ``EXPLAIN``)."""
+    plan, extracted = _PLANS.get(statement, list(parameters))
+    return plan.sql, plan.arguments(parameters, extracted)
+
+
 class DirectConnection:
     """One pooled asyncpg connection, running statements as ``Connection.execute`` would."""
 

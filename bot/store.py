@@ -2551,7 +2551,7 @@ class Store:
             "b_attendees": list(by_attendee),
         }
         async with self._read() as conn:
-            found = (await conn.execute(_BUSY_LOCAL, params)).all()
+            found = (await conn.execute(_BUSY_LOCAL[self._dialect], params)).all()
             changed = await _overridden(conn, team_id, found)
         owned_rows = [row for row in found if not row.via]
         attended_rows = [row for row in found if row.via]
@@ -2618,6 +2618,7 @@ def _create_engine(url: str) -> AsyncEngine:
         max_overflow=10,
         pool_timeout=30,
         pool_recycle=1800,
+        pool_use_lifo=True,
         hide_parameters=True,
     )
     _ping_when_idle(engine)
@@ -3124,11 +3125,16 @@ _CLOSE_OFFER = (
 )
 
 
-def _busy_local() -> sa.CompoundSelect[Any]:
+def _busy_local(dialect: str) -> sa.CompoundSelect[Any]:
     """The local events ``b_calendars`` own and those ``b_attendees`` attend, live within
-    ``[b_start, b_end)``, in one statement (``via`` tells which)."""
+    ``[b_start, b_end)``, in one statement (``via`` tells which).
+
+    On PostgreSQL the attended events are looked up from the attendance index, one event per
+    attendance row (``LATERAL``): the work grows with these people's events, never with the
+    workspace's. A plain join let the planner, with few or stale statistics (a new or fast
+    growing table), scan the attendance rows once per live event of the workspace: 2 ms at
+    60 events, the largest database cost of a click."""
     live = (
-        local_events.c.team_id == sa.bindparam("b_team"),
         local_events.c.status != EventStatus.CANCELLED.value,
         local_events.c.start_at < sa.bindparam("b_end"),
         _local_series_or_end() > sa.bindparam("b_start"),
@@ -3142,24 +3148,36 @@ def _busy_local() -> sa.CompoundSelect[Any]:
         local_events.c.recurrence,
         local_events.c.series_end_at,
     )
+    team = local_events.c.team_id == sa.bindparam("b_team")
     owned = sa.select(
         local_events.c.calendar_id.label("who"), sa.literal(False).label("via"), *columns
-    ).where(local_events.c.calendar_id.in_(sa.bindparam("b_calendars", expanding=True)), *live)
-    attended = (
-        sa.select(
-            local_event_attendees.c.attendee.label("who"), sa.literal(True).label("via"), *columns
-        )
-        .join(local_events, _attendance_join())
-        .where(
-            local_event_attendees.c.team_id == sa.bindparam("b_team"),
-            local_event_attendees.c.attendee.in_(sa.bindparam("b_attendees", expanding=True)),
-            *live,
-        )
+    ).where(
+        local_events.c.calendar_id.in_(sa.bindparam("b_calendars", expanding=True)), team, *live
     )
+    attendance = local_event_attendees.c
+    attending = (
+        attendance.team_id == sa.bindparam("b_team"),
+        attendance.attendee.in_(sa.bindparam("b_attendees", expanding=True)),
+    )
+    if dialect == "postgresql":
+        # LIMIT 1 (an attendance row names one event) also keeps the planner from pulling
+        # the subquery up into an ordinary join, which it would reorder again.
+        event = sa.select(*columns).where(_attendance_join(), *live).limit(1).lateral("event")
+        attended = (
+            sa.select(attendance.attendee.label("who"), sa.literal(True).label("via"), *event.c)
+            .select_from(local_event_attendees.join(event, sa.true()))
+            .where(*attending)
+        )
+    else:
+        attended = (
+            sa.select(attendance.attendee.label("who"), sa.literal(True).label("via"), *columns)
+            .join(local_events, _attendance_join())
+            .where(*attending, team, *live)
+        )
     return sa.union_all(owned, attended)
 
 
-_BUSY_LOCAL = _busy_local()
+_BUSY_LOCAL = {dialect: _busy_local(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 def _mark_created_closing_offer() -> sa.Select[Any]:
