@@ -92,6 +92,7 @@ _EXPANDING_IN = re.compile(r"(NOT )?IN \(__\[POSTCOMPILE_([^\]]+)\]\)")
 class _Plan:
     """One compiled statement shape: its SQL for asyncpg and how to fill it in."""
 
+    source: Any  # the statement compiled
     compiled: SQLCompiler
     sql: str
     names: tuple[str, ...]  # the parameter behind each $n
@@ -101,9 +102,28 @@ class _Plan:
     counts: bool  # an INSERT, UPDATE or DELETE without RETURNING: its row count is the answer
     returning: bool  # one with RETURNING: its rows are the rows it changed
     row: Any = field(default=None)  # the named tuple for its rows, made at the first row
+    own: dict[str, Any] = field(default_factory=dict)  # values the statement itself carries
 
-    def arguments(self, parameters: Mapping[str, Any] | None, extracted: Any) -> list[Any]:
-        values = self.compiled.construct_params(parameters, extracted_parameters=extracted)
+    def __post_init__(self) -> None:
+        self.own = {
+            name: bind.effective_value
+            for name, bind in self.compiled.binds.items()
+            if not bind.required
+        }
+
+    def arguments(
+        self, statement: Any, parameters: Mapping[str, Any] | None, extracted: Any
+    ) -> list[Any]:
+        """The values for $1, $2, …: from ``parameters``, else from the statement itself."""
+        values: Mapping[str, Any]
+        if statement is self.source:  # a statement built once (most are): its own values
+            given, own = parameters or {}, self.own
+            try:
+                values = {n: given[n] if n in given else own[n] for n in self.names}
+            except KeyError as missing:
+                raise sa.exc.InvalidRequestError(f"no value for parameter {missing}") from None
+        else:  # one of the same shape, built again with values of its own
+            values = self.compiled.construct_params(parameters, extracted_parameters=extracted)
         out = []
         for name in self.names:
             value = values[name]
@@ -134,7 +154,7 @@ class _Plan:
         )
 
 
-def _plan(compiled: SQLCompiler) -> _Plan:
+def _plan(source: Any, compiled: SQLCompiler) -> _Plan:
     sql = compiled.string
     expanding = []
 
@@ -164,6 +184,7 @@ def _plan(compiled: SQLCompiler) -> _Plan:
         column.type._cached_result_processor(_DIALECT, None) for column in compiled._result_columns
     )
     return _Plan(
+        source=source,
         compiled=compiled,
         sql=sql,
         names=tuple(names),
@@ -189,14 +210,15 @@ class _Plans:
         carries itself (for ``construct_params``)."""
         statement: Any = executable  # a ClauseElement: it compiles and has a cache key
         columns = sorted(names)
+
+        def make(key: Any = None) -> _Plan:
+            compiled = statement.compile(dialect=_DIALECT, column_keys=columns, cache_key=key)
+            return _plan(statement, compiled)
+
         key = statement._generate_cache_key()
         if key is None:  # not cacheable: compiled afresh each time
-            return _plan(statement.compile(dialect=_DIALECT, column_keys=columns)), None
-        plan = self._remember(
-            (key.key, tuple(columns)),
-            lambda: statement.compile(dialect=_DIALECT, column_keys=columns, cache_key=key),
-        )
-        return plan, key.bindparams
+            return make(), None
+        return self._remember((key.key, tuple(columns)), lambda: make(key)), key.bindparams
 
     def many(
         self, executable: sa.Executable, parameters: list[Mapping[str, Any]]
@@ -208,24 +230,24 @@ class _Plans:
         columns = list(parameters[0])
         values = {f"{c}__{n}": p[c] for n, p in enumerate(parameters) for c in columns}
 
-        def compile_rows() -> SQLCompiler:
+        def make() -> _Plan:
             table = statement.table
             rows = [
                 {c: sa.bindparam(f"{c}__{n}", type_=table.c[c].type) for c in columns}
                 for n in range(len(parameters))
             ]
-            return statement.values(rows).compile(dialect=_DIALECT)  # type: ignore[no-any-return]
+            source = statement.values(rows)
+            return _plan(source, source.compile(dialect=_DIALECT))
 
         key = statement._generate_cache_key()
         if key is None or any(p.value is not None for p in key.bindparams):
-            return _plan(compile_rows()), values  # values of its own: compiled afresh
-        shape = ("many", key.key, tuple(columns), len(parameters))
-        return self._remember(shape, compile_rows), values
+            return make(), values  # values of its own: compiled afresh
+        return self._remember(("many", key.key, tuple(columns), len(parameters)), make), values
 
-    def _remember(self, key: Any, compile_it: Callable[[], SQLCompiler]) -> _Plan:
+    def _remember(self, key: Any, make: Callable[[], _Plan]) -> _Plan:
         found = self._plans.get(key)
         if found is None:
-            found = self._plans[key] = _plan(compile_it())
+            found = self._plans[key] = make()
             if len(self._plans) > self._size:
                 self._plans.popitem(last=False)
         else:
@@ -239,7 +261,7 @@ _PLANS = _Plans()
 def sql_for(statement: sa.Executable, parameters: Mapping[str, Any]) -> tuple[str, list[Any]]:
     """The SQL and arguments this module sends for ``statement`` (for ``EXPLAIN``)."""
     plan, extracted = _PLANS.get(statement, list(parameters))
-    return plan.sql, plan.arguments(parameters, extracted)
+    return plan.sql, plan.arguments(statement, parameters, extracted)
 
 
 class DirectConnection:
@@ -252,7 +274,7 @@ class DirectConnection:
         if parameters is not None and not isinstance(parameters, Mapping):
             return await self._execute_many(statement, list(parameters))
         plan, extracted = _PLANS.get(statement, list(parameters or ()))
-        arguments = plan.arguments(parameters, extracted)
+        arguments = plan.arguments(statement, parameters, extracted)
         if plan.counts:
             status = await self._driver.execute(plan.sql, *arguments)  # e.g. "UPDATE 3"
             return Rows([], int(status.rsplit(" ", 1)[-1]))
@@ -266,10 +288,13 @@ class DirectConnection:
             return Rows([])
         if isinstance(statement, sa.Insert) and statement._returning:
             plan, values = _PLANS.many(statement, parameters)
-            records = await self._driver.fetch(plan.sql, *plan.arguments(values, None))
+            arguments = plan.arguments(plan.source, values, None)
+            records = await self._driver.fetch(plan.sql, *arguments)
             return plan.rows(records, len(records))
         plan, extracted = _PLANS.get(statement, list(parameters[0]))
-        await self._driver.executemany(plan.sql, [plan.arguments(p, extracted) for p in parameters])
+        await self._driver.executemany(
+            plan.sql, [plan.arguments(statement, p, extracted) for p in parameters]
+        )
         return Rows([])
 
 
