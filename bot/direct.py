@@ -204,12 +204,28 @@ class _Plans:
     def __init__(self, size: int = 500) -> None:
         self._size = size
         self._plans: collections.OrderedDict[Any, _Plan] = collections.OrderedDict()
+        # The plans of statements built once, by the statement object itself: hashing a
+        # SQLAlchemy cache key (a deep tuple) on every execution cost more than the rest.
+        self._built_once: dict[tuple[int, tuple[str, ...]], tuple[Any, _Plan, Any]] = {}
 
     def get(self, executable: sa.Executable, names: Sequence[str]) -> tuple[_Plan, Any]:
         """The plan for a statement given parameters ``names``, and the values the statement
         carries itself (for ``construct_params``)."""
         statement: Any = executable  # a ClauseElement: it compiles and has a cache key
         columns = sorted(names)
+        mine = (id(statement), tuple(columns))
+        known = self._built_once.get(mine)
+        if known is not None and known[0] is statement:
+            return known[1], known[2]
+        plan, extracted = self._get(statement, columns)
+        if plan.source is statement:
+            if len(self._built_once) >= self._size:
+                self._built_once.clear()
+            self._built_once[mine] = (statement, plan, extracted)
+        return plan, extracted
+
+    def _get(self, statement: Any, columns: list[str]) -> tuple[_Plan, Any]:
+        """By SQLAlchemy's cache key: statements of one shape share a plan."""
 
         def make(key: Any = None) -> _Plan:
             compiled = statement.compile(dialect=_DIALECT, column_keys=columns, cache_key=key)
