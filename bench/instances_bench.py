@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bot import direct  # noqa: E402
 from bot.store import database_url_from  # noqa: E402
 from playground.slack_api import SlackUser  # noqa: E402
 from tests.scenarios.harness import (  # noqa: E402
@@ -318,13 +319,15 @@ async def profile_one_click() -> None:
             harness = await start_harness(Path(tmp), database_url=url)
             try:
                 statements: collections.Counter[str] = collections.Counter()
-                engine = harness.slotbot.store._engine.sync_engine  # private: bench only
+                # The store sends its statements through bot.direct on PostgreSQL: count there.
+                send = direct.DirectConnection.execute
 
-                @sa.event.listens_for(engine, "before_cursor_execute")
-                def count(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
-                    words = statement.split()
-                    head = " ".join(words[:3]) if words else "?"
-                    statements[head[:60]] += 1
+                async def count(self: Any, statement: Any, parameters: Any = None) -> Any:
+                    words = str(statement).split()
+                    statements[" ".join(words[:3])[:60] if words else "?"] += 1
+                    return await send(self, statement, parameters)
+
+                direct.DirectConnection.execute = count  # type: ignore[method-assign]
 
                 samples, profile = [], cProfile.Profile()
                 for n in range(12):
@@ -375,6 +378,7 @@ async def profile_one_click() -> None:
                     if line.strip() and ("/" in line or "{" in line):
                         print("   ", line.strip()[:150])
             finally:
+                direct.DirectConnection.execute = send  # type: ignore[method-assign]
                 await stop_harness(harness)
 
 
