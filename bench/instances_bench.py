@@ -323,7 +323,8 @@ async def profile_one_click() -> None:
                 send = direct.DirectConnection.execute
 
                 async def count(self: Any, statement: Any, parameters: Any = None) -> Any:
-                    words = str(statement).split()
+                    one = parameters[0] if isinstance(parameters, list) else parameters or {}
+                    words = direct.sql_for(statement, one)[0].split()  # compiled once, cached
                     statements[" ".join(words[:3])[:60] if words else "?"] += 1
                     return await send(self, statement, parameters)
 
