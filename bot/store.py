@@ -17,6 +17,7 @@ from datetime import UTC, datetime, time, timedelta
 from enum import Enum, StrEnum
 from pathlib import Path
 from time import monotonic
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -1593,6 +1594,21 @@ class Store:
                 found.setdefault(row.user_id, []).append(occurrence.slot)
         return found
 
+    async def get_offer_and_booking(
+        self, team_id: str, offer_id: str, key: str
+    ) -> tuple[Offer | None, Booking | None]:
+        """The offer (expired too, as ``get_offer(…, None)``) and the booking ``key``, in one
+        statement: what a click on an offer starts from."""
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    _OFFER_AND_BOOKING, {"b_id": offer_id, "b_team": team_id, "b_key": key}
+                )
+            ).one()
+        offer = _offer_from_row(_prefixed(row, "o_")) if row.o_id is not None else None
+        booking = _booking_from_row(_prefixed(row, "b_")) if row.b_key is not None else None
+        return offer, booking
+
     async def get_booking(self, team_id: str, key: str) -> Booking | None:
         async with self._read() as conn:
             row = (await conn.execute(_GET_BOOKING, {"b_team": team_id, "b_key": key})).first()
@@ -2701,6 +2717,14 @@ def _offer_payload(offer: Offer) -> dict[str, Any]:
     }
 
 
+def _prefixed(row: Any, prefix: str) -> Any:
+    """The columns of ``row`` named ``prefix…``, as a row of their own (without the prefix)."""
+    cut = len(prefix)
+    return SimpleNamespace(
+        **{name[cut:]: getattr(row, name) for name in row._fields if name.startswith(prefix)}
+    )
+
+
 def _offer_from_row(row: sa.Row[Any]) -> Offer:
     payload = row.payload
     return Offer(
@@ -2786,6 +2810,19 @@ _GET_OFFER = sa.select(offers).where(
     offers.c.id == sa.bindparam("b_id"), offers.c.team_id == sa.bindparam("b_team")
 )
 _GET_LIVE_OFFER = _GET_OFFER.where(offers.c.expires_at > sa.bindparam("b_now"))
+# One row whether or not either exists: each table's columns prefixed (o_, b_), None if absent.
+_OFFER_AND_BOOKING = sa.select(
+    *(column.label(f"o_{column.name}") for column in offers.c),
+    *(column.label(f"b_{column.name}") for column in bookings.c),
+).select_from(
+    sa.select(sa.literal(1).label("one"))
+    .subquery("one")
+    .outerjoin(
+        offers,
+        sa.and_(offers.c.id == sa.bindparam("b_id"), offers.c.team_id == sa.bindparam("b_team")),
+    )
+    .outerjoin(bookings, sa.and_(*_THIS_BOOKING))
+)
 _CREATED = bookings.c.state == BookingState.CREATED.value
 _LEASE_DELIVERY = (
     bookings.update()

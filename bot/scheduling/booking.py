@@ -455,12 +455,14 @@ class Scheduler:
         here) is stored with the booking from the moment it is claimed, so that whoever
         finishes it (this call, a retried click, ``resume``) knows where to confirm it.
         """
-        offer = await self.store.get_offer(team_id, offer_id, None)
+        key = booking_key_for(team_id, offer_id)
+        offer, existing = await self.store.get_offer_and_booking(team_id, offer_id, key)
         return await self._book(
             team_id,
             user_id,
             offer_id,
             offer,
+            existing,
             index,
             conversation_link=conversation_link,
             reply_to=reply_to,
@@ -472,17 +474,17 @@ class Scheduler:
         user_id: str,
         offer_id: str,
         offer: Offer | None,
+        existing: Booking | None,
         index: int,
         *,
         conversation_link: str | None,
         reply_to: Mapping[str, Any] | None,
     ) -> Confirmation:
-        """``book`` with the offer (None: gone) read already."""
+        """``book`` with the offer (None: gone) and its booking (None: not yet) read already."""
         now = self.clock()
         key = booking_key_for(team_id, offer_id)
         if offer is not None and offer.expires_at <= now:
             offer = None
-        existing = await self.store.get_booking(team_id, key)
         if offer is None and existing is None:
             raise _expired()
         if offer is not None and offer.requester_id != user_id:
@@ -683,7 +685,8 @@ class Scheduler:
     ) -> Confirmation | Change:
         """A click on an offer's time: a move when the offer reschedules a booking, else
         ``book``."""
-        offer = await self.store.get_offer(team_id, offer_id, None)
+        key = booking_key_for(team_id, offer_id)
+        offer, existing = await self.store.get_offer_and_booking(team_id, offer_id, key)
         if offer is not None and moves_booking(offer) is not None:
             return await self.move(team_id, user_id, offer, index, directory, reply_to=reply_to)
         return await self._book(
@@ -691,6 +694,7 @@ class Scheduler:
             user_id,
             offer_id,
             offer,
+            existing,
             index,
             conversation_link=conversation_link,
             reply_to=reply_to,

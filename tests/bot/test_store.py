@@ -212,6 +212,23 @@ async def test_offers_are_team_scoped(store: Store) -> None:
     assert await store.get_offer("T1", offer.id, NOW) == offer
 
 
+async def test_a_click_reads_its_offer_and_booking_together(store: Store) -> None:
+    """Offer and booking come back as each alone would (expired offers too), each None when
+    missing, and never another team's."""
+    offer = await make_offer(store, ttl=timedelta(minutes=10))
+    assert await store.get_offer_and_booking("T1", offer.id, "booking-1") == (offer, None)
+    booking, _ = await store.claim_booking(make_booking(offer_id=offer.id))
+    stored = await store.get_booking("T1", booking.key)
+    assert stored is not None
+    assert await store.get_offer_and_booking("T1", offer.id, booking.key) == (offer, stored)
+    assert await store.delete_expired_offers(NOW + timedelta(minutes=10)) == 1
+    assert await store.get_offer_and_booking("T1", offer.id, booking.key) == (None, stored)
+    assert await store.get_offer_and_booking("T2", offer.id, booking.key) == (None, None)
+    other = await make_offer(store, team_id="T2")
+    assert await store.get_offer_and_booking("T1", other.id, "nothing") == (None, None)
+    assert await store.get_offer_and_booking("T2", other.id, booking.key) == (other, None)
+
+
 async def test_offer_pages_and_closes(store: Store) -> None:
     """Paging records page and slots; closing happens once and stops paging."""
     offer = await make_offer(store)
