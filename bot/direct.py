@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -318,6 +317,8 @@ class DirectConnection:
 async def connect(engine: AsyncEngine, *, transaction: bool) -> AsyncIterator[DirectConnection]:
     """A connection from ``engine``'s pool: in autocommit, or (``transaction``) in one
     transaction, committed at the end of the block and rolled back if it raises."""
+    import asyncpg  # here: PostgreSQL's driver is an optional install (the postgres extra)
+
     pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
     driver = pooled.driver_connection
     assert driver is not None, "a pooled connection always has its driver connection"
