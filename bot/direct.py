@@ -43,12 +43,14 @@ class Result(Protocol):
     def scalar(self) -> Any: ...
     def scalar_one(self) -> Any: ...
     def __iter__(self) -> Iterator[Any]: ...
+    @property
+    def rowcount(self) -> int: ...
 
 
 class Connection(Protocol):
     """A connection the store runs statements on: SQLAlchemy's, or ``DirectConnection``."""
 
-    async def execute(self, statement: sa.Executable, parameters: Parameters = None) -> Any: ...
+    async def execute(self, statement: sa.Executable, parameters: Parameters = None) -> Result: ...
 
 
 class Rows:
@@ -307,6 +309,8 @@ class DirectConnection:
             records = await self._driver.fetch(plan.sql, *arguments)
             return plan.rows(records, len(records))
         plan, extracted = _PLANS.get(statement, list(parameters[0]))
+        if plan.returning:
+            raise NotImplementedError("RETURNING over many parameter sets: only for an INSERT")
         await self._driver.executemany(
             plan.sql, [plan.arguments(statement, p, extracted) for p in parameters]
         )

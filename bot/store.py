@@ -850,7 +850,9 @@ class _OneStatement:
         self._conn = conn
         self._used = False
 
-    async def execute(self, statement: sa.Executable, parameters: direct.Parameters = None) -> Any:
+    async def execute(
+        self, statement: sa.Executable, parameters: direct.Parameters = None
+    ) -> direct.Result:
         if self._used:
             raise RuntimeError("one statement only: a transaction of several is _write()")
         self._used = True
