@@ -51,6 +51,7 @@ from bot.recurrence import (
 __all__ = [
     "BookingConflict",
     "BookingMessage",
+    "ClickStart",
     "Delivery",
     "EventStatus",
     "LocalEvent",
@@ -218,6 +219,15 @@ class UserSettings:
 class EventStatus(StrEnum):
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class ClickStart:
+    """What a click on an offer starts from, read in one statement (``Store.click_start``)."""
+
+    offer: Offer | None  # expired ones too, until deleted
+    booking: Booking | None  # the booking made from this offer, if any yet
+    settings: UserSettings  # the clicking person's (the defaults if they never saved any)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1596,20 +1606,19 @@ class Store:
                 found.setdefault(row.user_id, []).append(occurrence.slot)
         return found
 
-    async def get_offer_and_booking(
-        self, team_id: str, offer_id: str, key: str
-    ) -> tuple[Offer | None, Booking | None]:
-        """The offer (expired too, as ``get_offer(…, None)``) and the booking ``key``, in one
-        statement: what a click on an offer starts from."""
+    async def click_start(self, team_id: str, offer_id: str, key: str, user_id: str) -> ClickStart:
+        """The offer (expired too, as ``get_offer(…, None)``), the booking ``key`` and
+        ``user_id``'s settings, in one statement: what a click on an offer starts from."""
+        params = {"b_id": offer_id, "b_team": team_id, "b_key": key, "b_user": user_id}
         async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    _OFFER_AND_BOOKING, {"b_id": offer_id, "b_team": team_id, "b_key": key}
-                )
-            ).one()
-        offer = _offer_from_row(_prefixed(row, "o_")) if row.o_id is not None else None
-        booking = _booking_from_row(_prefixed(row, "b_")) if row.b_key is not None else None
-        return offer, booking
+            row = (await conn.execute(_CLICK_START, params)).one()
+        return ClickStart(
+            offer=_offer_from_row(_prefixed(row, "o_")) if row.o_id is not None else None,
+            booking=_booking_from_row(_prefixed(row, "b_")) if row.b_key is not None else None,
+            settings=UserSettings.from_json(row.s_settings)
+            if row.s_settings is not None
+            else UserSettings(),
+        )
 
     async def get_booking(self, team_id: str, key: str) -> Booking | None:
         async with self._read() as conn:
@@ -2812,10 +2821,12 @@ _GET_OFFER = sa.select(offers).where(
     offers.c.id == sa.bindparam("b_id"), offers.c.team_id == sa.bindparam("b_team")
 )
 _GET_LIVE_OFFER = _GET_OFFER.where(offers.c.expires_at > sa.bindparam("b_now"))
-# One row whether or not either exists: each table's columns prefixed (o_, b_), None if absent.
-_OFFER_AND_BOOKING = sa.select(
+# One row whatever exists: the offer's columns (o_…), the booking's (b_…) and the person's
+# saved settings (s_settings), each None if absent.
+_CLICK_START = sa.select(
     *(column.label(f"o_{column.name}") for column in offers.c),
     *(column.label(f"b_{column.name}") for column in bookings.c),
+    user_settings.c.settings.label("s_settings"),
 ).select_from(
     sa.select(sa.literal(1).label("one"))
     .subquery("one")
@@ -2824,6 +2835,13 @@ _OFFER_AND_BOOKING = sa.select(
         sa.and_(offers.c.id == sa.bindparam("b_id"), offers.c.team_id == sa.bindparam("b_team")),
     )
     .outerjoin(bookings, sa.and_(*_THIS_BOOKING))
+    .outerjoin(
+        user_settings,
+        sa.and_(
+            user_settings.c.team_id == sa.bindparam("b_team"),
+            user_settings.c.user_id == sa.bindparam("b_user"),
+        ),
+    )
 )
 _CREATED = bookings.c.state == BookingState.CREATED.value
 _LEASE_DELIVERY = (

@@ -56,7 +56,15 @@ from bot.scheduling.slots import (
     find_free_slots,
     is_free,
 )
-from bot.store import BookingConflict, Delivery, Offer, PendingChange, Store, UserSettings
+from bot.store import (
+    BookingConflict,
+    ClickStart,
+    Delivery,
+    Offer,
+    PendingChange,
+    Store,
+    UserSettings,
+)
 
 if TYPE_CHECKING:
     from bot.webhooks import WebhookKind, Webhooks
@@ -455,14 +463,14 @@ class Scheduler:
         here) is stored with the booking from the moment it is claimed, so that whoever
         finishes it (this call, a retried click, ``resume``) knows where to confirm it.
         """
-        key = booking_key_for(team_id, offer_id)
-        offer, existing = await self.store.get_offer_and_booking(team_id, offer_id, key)
+        start = await self.store.click_start(
+            team_id, offer_id, booking_key_for(team_id, offer_id), user_id
+        )
         return await self._book(
             team_id,
             user_id,
             offer_id,
-            offer,
-            existing,
+            start,
             index,
             conversation_link=conversation_link,
             reply_to=reply_to,
@@ -473,16 +481,16 @@ class Scheduler:
         team_id: str,
         user_id: str,
         offer_id: str,
-        offer: Offer | None,
-        existing: Booking | None,
+        start: ClickStart,
         index: int,
         *,
         conversation_link: str | None,
         reply_to: Mapping[str, Any] | None,
     ) -> Confirmation:
-        """``book`` with the offer (None: gone) and its booking (None: not yet) read already."""
+        """``book`` with what the click starts from read already (``Store.click_start``)."""
         now = self.clock()
         key = booking_key_for(team_id, offer_id)
+        offer, existing = start.offer, start.booking
         if offer is not None and offer.expires_at <= now:
             offer = None
         if offer is None and existing is None:
@@ -507,9 +515,13 @@ class Scheduler:
 
         slot = offer.slots[index]
         participants = _participants_of(offer)
-        settings = await self.store.get_settings(team_id, user_id)
         if existing is None and not await self._still_free(
-            team_id, participants, slot, settings, now, _series(offer.recurrence, offer.time_zone)
+            team_id,
+            participants,
+            slot,
+            start.settings,
+            now,
+            _series(offer.recurrence, offer.time_zone),
         ):
             await self._refresh(offer, 0)
             raise SlotTakenError(
@@ -685,16 +697,17 @@ class Scheduler:
     ) -> Confirmation | Change:
         """A click on an offer's time: a move when the offer reschedules a booking, else
         ``book``."""
-        key = booking_key_for(team_id, offer_id)
-        offer, existing = await self.store.get_offer_and_booking(team_id, offer_id, key)
+        start = await self.store.click_start(
+            team_id, offer_id, booking_key_for(team_id, offer_id), user_id
+        )
+        offer = start.offer
         if offer is not None and moves_booking(offer) is not None:
             return await self.move(team_id, user_id, offer, index, directory, reply_to=reply_to)
         return await self._book(
             team_id,
             user_id,
             offer_id,
-            offer,
-            existing,
+            start,
             index,
             conversation_link=conversation_link,
             reply_to=reply_to,

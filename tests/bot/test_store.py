@@ -8,6 +8,7 @@ import secrets
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -212,21 +213,32 @@ async def test_offers_are_team_scoped(store: Store) -> None:
     assert await store.get_offer("T1", offer.id, NOW) == offer
 
 
-async def test_a_click_reads_its_offer_and_booking_together(store: Store) -> None:
-    """Offer and booking come back as each alone would (expired offers too), each None when
+async def test_a_click_reads_its_offer_booking_and_settings_together(store: Store) -> None:
+    """Offer, booking and the clicker's settings come back as each alone would (expired
+    offers too, the default settings for someone who never saved any), each None when
     missing, and never another team's."""
+
+    async def start(team: str, offer_id: str, key: str, user: str = "U1") -> tuple[Any, ...]:
+        read = await store.click_start(team, offer_id, key, user)
+        return read.offer, read.booking, read.settings
+
+    defaults = UserSettings()
     offer = await make_offer(store, ttl=timedelta(minutes=10))
-    assert await store.get_offer_and_booking("T1", offer.id, "booking-1") == (offer, None)
+    assert await start("T1", offer.id, "booking-1") == (offer, None, defaults)
     booking, _ = await store.claim_booking(make_booking(offer_id=offer.id))
     stored = await store.get_booking("T1", booking.key)
     assert stored is not None
-    assert await store.get_offer_and_booking("T1", offer.id, booking.key) == (offer, stored)
+    mine = replace(defaults, buffer_before_minutes=15)
+    await store.save_settings("T1", "U1", mine)
+    await store.save_settings("T2", "U1", replace(defaults, buffer_after_minutes=5))
+    assert await start("T1", offer.id, booking.key) == (offer, stored, mine)
+    assert await start("T1", offer.id, booking.key, "U2") == (offer, stored, defaults)
     assert await store.delete_expired_offers(NOW + timedelta(minutes=10)) == 1
-    assert await store.get_offer_and_booking("T1", offer.id, booking.key) == (None, stored)
-    assert await store.get_offer_and_booking("T2", offer.id, booking.key) == (None, None)
+    assert await start("T1", offer.id, booking.key) == (None, stored, mine)
     other = await make_offer(store, team_id="T2")
-    assert await store.get_offer_and_booking("T1", other.id, "nothing") == (None, None)
-    assert await store.get_offer_and_booking("T2", other.id, booking.key) == (other, None)
+    assert (await start("T2", offer.id, booking.key))[:2] == (None, None)
+    assert (await start("T1", other.id, "nothing"))[:2] == (None, None)
+    assert (await start("T2", other.id, booking.key))[:2] == (other, None)
 
 
 async def test_offer_pages_and_closes(store: Store) -> None:
