@@ -52,6 +52,7 @@ __all__ = [
     "BookingConflict",
     "BookingMessage",
     "ClickStart",
+    "Created",
     "Delivery",
     "EventStatus",
     "LocalEvent",
@@ -255,6 +256,14 @@ class Delivery:
     invite_file_id: str | None
     invite_channel_id: str | None
     delivering_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A booking just moved to created, and its delivery as it then stood."""
+
+    booking: Booking
+    delivery: Delivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -1869,10 +1878,14 @@ class Store:
         announce: Callable[[Booking], Sequence[WebhookMessage]] | None = None,
         now: datetime | None = None,
         close_offer: str | None = None,
-    ) -> Booking | None:
+        lease_until: datetime | None = None,
+    ) -> Created | None:
         """Move a pending booking to created (a compare-and-set: None unless it was pending)
         and, in the same transaction, enqueue the webhooks ``announce`` makes for it, due at
-        ``now`` (default: the store's clock), and close the offer ``close_offer``."""
+        ``now`` (default: the store's clock), and close the offer ``close_offer``.
+
+        With ``lease_until`` the caller also takes the right to deliver it until then, as
+        ``lease_delivery`` would: one round trip where a click creates and then delivers."""
         slot = schedule.slot
         values = {
             "b_team": team_id,
@@ -1884,23 +1897,24 @@ class Store:
             "end_at": slot.end,
             "event_link": event_link,
             "updated_at": self._clock(),
+            "delivering_until": lease_until,
         }
         if announce is None and close_offer is not None and self._dialect == "postgresql":
             # Both updates in one statement (no webhooks to queue): atomic by itself.
             values.update(b_id=close_offer, closed_at=now or self._clock())
             async with self._write_one() as one:
                 row = (await one.execute(_MARK_CREATED_CLOSING_OFFER, values)).first()
-            return _booking_from_row(row) if row else None
+            return _created_from_row(row) if row else None
         async with self._write() as conn:
             row = (await conn.execute(_MARK_CREATED, values)).first()
             if row is None:
                 return None
-            booking = _booking_from_row(row)
+            created = _created_from_row(row)
             if announce is not None:
-                await self._insert_webhooks(conn, announce(booking), now or self._clock())
+                await self._insert_webhooks(conn, announce(created.booking), now or self._clock())
             if close_offer is not None:
                 await self._close_offer(conn, team_id, close_offer, now or self._clock())
-        return booking
+        return created
 
     async def enqueue_webhooks(self, messages: Sequence[WebhookMessage], now: datetime) -> int:
         """Add webhook rows due at ``now``; an (event, url) already queued is skipped.
@@ -2884,6 +2898,10 @@ def _pending_change_from_row(row: Any) -> PendingChange:
     )
 
 
+def _created_from_row(row: Any) -> Created:
+    return Created(_booking_from_row(row), _delivery_from_row(row))
+
+
 def _delivery_from_row(row: Any) -> Delivery:
     return Delivery(
         state=BookingState(row.state),
@@ -3248,7 +3266,16 @@ _BUSY_LOCAL = {dialect: _busy_local(dialect) for dialect in ("postgresql", "sqli
 def _mark_created_closing_offer() -> sa.Select[Any]:
     """``_MARK_CREATED`` and, if it took, ``_CLOSE_OFFER``: one PostgreSQL statement (a
     data-modifying WITH runs once whether or not it is read)."""
-    names = ("state", "uid", "schedule", "start_at", "end_at", "event_link", "updated_at")
+    names = (
+        "state",
+        "uid",
+        "schedule",
+        "start_at",
+        "end_at",
+        "event_link",
+        "updated_at",
+        "delivering_until",
+    )
     created = _MARK_CREATED.values({name: sa.bindparam(name) for name in names}).cte("created")
     closed = _CLOSE_OFFER.where(sa.exists(sa.select(created.c.key))).cte("closed")
     return sa.select(created).add_cte(closed)

@@ -84,7 +84,7 @@ async def deliver(
     booking = confirmation.booking
     if booking.state != BookingState.CREATED:
         return None
-    delivery = await scheduler.lease_delivery(booking.team_id, booking.key)
+    delivery = confirmation.delivery or await scheduler.lease_delivery(booking.team_id, booking.key)
     if delivery is None:
         return None
     reply = ReplyTo.from_json(delivery.reply_to, booking.organizer_id)

@@ -162,6 +162,8 @@ class Confirmation:
     fresh: bool
     offer: Offer
     invites_attendees: bool = True
+    #: The right to deliver it, taken as it was created: the caller's to use at once.
+    delivery: Delivery | None = None
 
     @property
     def delivered(self) -> bool:
@@ -587,6 +589,8 @@ class Scheduler:
             else None,
             now=now,
             close_offer=offer.id,
+            # The caller delivers next: the lease comes with the mark, not a round trip later.
+            lease_until=now + self.delivery_lease,
         )
         if stored is not None and hook is not None:
             hook.wake()
@@ -594,7 +598,10 @@ class Scheduler:
             current = await self.store.get_booking(team_id, key)
             assert current is not None
             return await self._confirmation(current, offer, fresh=False, now=now)
-        return await self._confirmation(stored, offer, fresh=True, now=now, created=created)
+        confirmation = await self._confirmation(
+            stored.booking, offer, fresh=True, now=now, created=created
+        )
+        return replace(confirmation, delivery=stored.delivery)
 
     async def resume(self, team_id: str, key: str) -> Confirmation | None:
         """Finish a half-done booking (after a crash): create its event if that never

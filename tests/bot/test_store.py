@@ -266,6 +266,39 @@ async def test_claim_inserts_then_returns_the_existing(store: Store) -> None:
     assert await store.get_booking("T1", booking.key) == booking
 
 
+@pytest.mark.parametrize("closing_offer", [True, False], ids=["closing-offer", "alone"])
+async def test_created_with_a_lease_is_delivered_by_its_creator_alone(
+    store: Store, closing_offer: bool
+) -> None:
+    """Marking a booking created can take the delivery lease in the same step: the creator
+    gets the delivery (where to reply), and no other deliverer gets it until it lapses."""
+    offer = await make_offer(store)
+    booking = make_booking(offer_id=offer.id)
+    await store.claim_booking(booking, reply_to={"response_url": "https://hooks.example/r"})
+    created = await store.mark_booking_created(
+        "T1",
+        booking.key,
+        uid=booking.uid,
+        schedule=booking.schedule,
+        event_link=None,
+        now=NOW,
+        close_offer=offer.id if closing_offer else None,
+        lease_until=NOW + timedelta(minutes=1),
+    )
+    assert created is not None and created.booking.state == BookingState.CREATED
+    assert created.delivery.reply_to == {"response_url": "https://hooks.example/r"}
+    assert created.delivery.delivering_until == NOW + timedelta(minutes=1)
+    assert (created.delivery.invite_file_id, created.delivery.invite_channel_id) == (None, None)
+    later = NOW + timedelta(seconds=30)
+    held = await store.lease_delivery("T1", booking.key, later, later + timedelta(minutes=1))
+    assert held is None
+    lapsed = NOW + timedelta(minutes=2)
+    taken = await store.lease_delivery("T1", booking.key, lapsed, lapsed + timedelta(minutes=1))
+    assert taken is not None and taken.delivering_until == lapsed + timedelta(minutes=1)
+    closed = await store.get_offer("T1", offer.id, None)
+    assert closed is not None and closed.is_open is not closing_offer
+
+
 async def test_twenty_concurrent_claims_create_one_booking(store: Store) -> None:
     """Of 20 simultaneous claims of one key exactly one wins and all see the same booking."""
     claims = [replace(make_booking(), title=f"try {i}") for i in range(20)]

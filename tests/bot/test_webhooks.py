@@ -360,7 +360,7 @@ async def test_marking_created_enqueues_in_the_same_step_once(store: Store) -> N
     created = await store.mark_booking_created(
         "T1", "k1", uid="uid-1", schedule=schedule, event_link=None, announce=announce
     )
-    assert created is not None and created.state == BookingState.CREATED
+    assert created is not None and created.booking.state == BookingState.CREATED
     again = await store.mark_booking_created(
         "T1", "k1", uid="uid-1", schedule=schedule, event_link=None, announce=announce
     )
