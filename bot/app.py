@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -18,8 +19,6 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.calendars import CalendarProvider
-from bot.calendars.google import GoogleCalendar, GoogleSettings
-from bot.calendars.google_accounts import GoogleAccounts
 from bot.calendars.local import LocalCalendar
 from bot.config import Settings
 from bot.scheduling.booking import Scheduler
@@ -31,9 +30,14 @@ from handlers import Services, register_handlers
 from handlers.errors import work_queue
 from handlers.http import SlackSignature, build_web_app
 from handlers.installations import SlackInstalls, oauth_settings, open_slack_installs
-from handlers.oauth_google import GoogleOAuthRoutes
 from handlers.reconcile import Reconciler, installed_clients
 from handlers.retries import retry_handlers
+
+if TYPE_CHECKING:
+    # Google's client libraries take about 0.3 s to import: a Slotbot on its own calendar
+    # (the default) never loads them, so they are imported where Google is set up.
+    from bot.calendars.google import GoogleSettings
+    from bot.calendars.google_accounts import GoogleAccounts
 
 __all__ = [
     "Slotbot",
@@ -155,6 +159,8 @@ class Slotbot:
             signature = SlackSignature(self.settings.slack_signing_secret)
         oauth = None
         if self.accounts is not None:
+            from handlers.oauth_google import GoogleOAuthRoutes
+
             oauth = GoogleOAuthRoutes(self.accounts, self.scheduler, self.bolt.client)
         web_app = build_web_app(
             self.bolt,
@@ -194,6 +200,8 @@ def google_settings(settings: Settings) -> GoogleSettings | None:
     """How to reach Google Calendar, or None when Slotbot keeps its own (local) calendar."""
     if settings.google_mode is None:
         return None
+    from bot.calendars.google import GoogleSettings
+
     return GoogleSettings(
         api_url=settings.google_api_url,
         service_account_file=settings.google_service_account_file,
@@ -211,6 +219,8 @@ def google_accounts(
     if settings.google_mode != "oauth":
         return None
     assert settings.google_oauth_client_file and settings.secret_key and settings.public_url
+    from bot.calendars.google_accounts import GoogleAccounts
+
     return GoogleAccounts(
         store,
         client_file=settings.google_oauth_client_file,
@@ -226,6 +236,8 @@ def _calendar_for(
     google = google_settings(settings)
     if google is None:
         return LocalCalendar(store)
+    from bot.calendars.google import GoogleCalendar
+
     if accounts is not None:
         return GoogleCalendar(google, user_credentials=accounts.credentials, sleep=retry_sleep)
     return GoogleCalendar(google, sleep=retry_sleep)

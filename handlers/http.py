@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from hashlib import sha256
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -23,7 +24,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from handlers.errors import work_queue
-from handlers.oauth_google import GoogleOAuthRoutes
+
+if TYPE_CHECKING:  # only where Google is set up (see bot/app.py)
+    from handlers.oauth_google import GoogleOAuthRoutes
 
 __all__ = ["MAX_BODY_BYTES", "SlackSignature", "build_web_app"]
 

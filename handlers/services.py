@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.calendars.google_accounts import GoogleAccounts
 from bot.models import Booking
 from bot.scheduling.booking import Scheduler
 from bot.scheduling.reminders import Reminders
 from handlers.directory import PeopleCache, SlackDirectory
 from handlers.messenger import FollowUps, SlackMessenger
+
+if TYPE_CHECKING:  # only where Google is set up (see bot/app.py)
+    from bot.calendars.google_accounts import GoogleAccounts
 
 
 @dataclass(frozen=True)
