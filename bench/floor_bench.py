@@ -33,12 +33,12 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.bare_bolt_app import running  # noqa: E402
 from bench.instances_bench import cpu_seconds, fresh_database, postgres_pids  # noqa: E402
 from bot import direct  # noqa: E402
 from bot.store import Store  # noqa: E402
 from playground import slack_requests  # noqa: E402
 from playground.slack_api import SlackEmulator, SlackUser  # noqa: E402
-from tests.scenarios.processes import free_port  # noqa: E402
 
 SECRET = "floor-bench-secret"
 #: What one booking is made of (see the module's docstring).
@@ -53,47 +53,31 @@ Row = tuple[str, float, float]  # what, caller's CPU ms per unit, callee's CPU m
 async def clicks_into_bare_bolt(n: int) -> Row:
     """Signed clicks into the ack-only Bolt app, 100 at a time: its CPU and the sender's."""
     person = SlackUser(id="U0FLOOR01", name="floor", tz="Europe/Berlin")
-    async with SlackEmulator(users=(person,)) as slack:
-        port = free_port()
-        app = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(ROOT / "bench" / "bare_bolt_app.py"),
-            str(port),
-            SECRET,
-            slack.url,
-            slack.token,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}/slack/events"
-        try:
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-                await _wait_up(session, f"http://127.0.0.1:{port}/healthz")
+    async with (
+        SlackEmulator(users=(person,)) as slack,
+        running(SECRET, slack.url, slack.token) as (app, url),
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
+    ):
 
-                async def click(k: int) -> None:
-                    action = slack_requests.button_action(f"book_slot_{k % 6}", f"o-{k}:{k % 6}")
-                    payload = slack_requests.block_actions(
-                        [action],
-                        user_id=person.id,
-                        channel_id="C0FLOOR",
-                        response_url=slack.mint_response_url(channel="C0FLOOR", user=person.id),
-                        message_ts="1700000000.000100",
-                    )
-                    request = slack_requests.signed_interaction(payload, secret=SECRET)
-                    async with session.post(
-                        url, data=request.body, headers=request.headers
-                    ) as response:
-                        await response.read()
-                        assert response.status == 200, response.status
+        async def click(k: int) -> None:
+            action = slack_requests.button_action(f"book_slot_{k % 6}", f"o-{k}:{k % 6}")
+            payload = slack_requests.block_actions(
+                [action],
+                user_id=person.id,
+                channel_id="C0FLOOR",
+                response_url=slack.mint_response_url(channel="C0FLOOR", user=person.id),
+                message_ts="1700000000.000100",
+            )
+            request = slack_requests.signed_interaction(payload, secret=SECRET)
+            async with session.post(url, data=request.body, headers=request.headers) as response:
+                await response.read()
+                assert response.status == 200, response.status
 
-                await asyncio.gather(*(click(k) for k in range(100)))  # warm
-                caller, callee = time.process_time(), cpu_seconds(app.pid)
-                for start in range(0, n, 100):
-                    await asyncio.gather(*(click(k) for k in range(start, start + 100)))
-                caller, callee = time.process_time() - caller, cpu_seconds(app.pid) - callee
-        finally:
-            app.terminate()
-            await app.wait()
+        await asyncio.gather(*(click(k) for k in range(100)))  # warm
+        caller, callee = time.process_time(), cpu_seconds(app.pid)
+        for start in range(0, n, 100):
+            await asyncio.gather(*(click(k) for k in range(start, start + 100)))
+        caller, callee = time.process_time() - caller, cpu_seconds(app.pid) - callee
     return ("click into a Bolt app that only acks (sender / app)", *_per(n, caller, callee))
 
 
@@ -195,18 +179,6 @@ async def _statements(store: Store, n: int) -> list[Row]:
 
 def _per(n: int, caller: float, callee: float, *, warm: int = 0) -> tuple[float, float]:
     return 1000 * caller / n, 1000 * callee / (n + warm)
-
-
-async def _wait_up(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(200):
-        try:
-            async with session.get(url) as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.05)
-    raise TimeoutError(url)
 
 
 async def main(n: int) -> None:

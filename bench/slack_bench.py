@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from slack_bolt.async_app import AsyncApp  # noqa: E402
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
+from bench.bare_bolt_app import running  # noqa: E402
 from handlers.http import SlackSignature, build_web_app  # noqa: E402
 from playground import slack_requests  # noqa: E402
 from playground.slack_api import SlackEmulator, SlackUser  # noqa: E402
@@ -203,7 +204,7 @@ async def measure_acks_in_processes(tmp: Path) -> None:
     own, Slack (the emulator) in this one, and the measuring client in a fourth."""
     from tests.scenarios.harness import ANA as REQUESTER
     from tests.scenarios.harness import CARA, EVE, click_request, command_request
-    from tests.scenarios.processes import ServeProcess, free_port
+    from tests.scenarios.processes import ServeProcess
 
     print("\nack latency (ms), each app in its own process (as deployed)")
     print(
@@ -232,24 +233,12 @@ async def measure_acks_in_processes(tmp: Path) -> None:
                     },
                     work / "serve.log",
                 )
-                port = free_port()
-                baseline = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    str(ROOT / "bench" / "bare_bolt_app.py"),
-                    str(port),
-                    SECRET,
-                    slack.url,
-                    slack.token,
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.DEVNULL,
-                )
-                bare_url = f"http://127.0.0.1:{port}/slack/events"
                 try:
                     await serve.start()
-                    async with aiohttp.ClientSession(
-                        connector=aiohttp.TCPConnector(limit=0)
-                    ) as session:
-                        await _wait_up(session, f"http://127.0.0.1:{port}/healthz")
+                    async with (
+                        running(SECRET, slack.url, slack.token) as (_, bare_url),
+                        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
+                    ):
                         warm = [
                             command_request(slack, "focus time next week", REQUESTER, channel)[0]
                         ]
@@ -290,8 +279,6 @@ async def measure_acks_in_processes(tmp: Path) -> None:
                         await asyncio.sleep(3)  # let the work finish before the baseline runs
                         bare += await timed_posts_apart(bare_url, batch)
                 finally:
-                    baseline.terminate()
-                    await baseline.wait()
                     await serve.stop()
                     await slack.close()
             p99_ours, p99_bare = percentile(ours, 0.99), percentile(bare, 0.99)
@@ -299,18 +286,6 @@ async def measure_acks_in_processes(tmp: Path) -> None:
                 f"{kind:<10}{concurrency:>12}{statistics.median(ours):>13.2f}{p99_ours:>8.2f}"
                 f"{statistics.median(bare):>10.2f}{p99_bare:>8.2f}{p99_ours / p99_bare:>10.2f}x"
             )
-
-
-async def _wait_up(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(200):
-        try:
-            async with session.get(url) as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} never answered")
 
 
 def offer_from_ephemeral_of(slack: SlackEmulator, person: SlackUser) -> Any:
