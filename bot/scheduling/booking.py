@@ -598,10 +598,9 @@ class Scheduler:
             current = await self.store.get_booking(team_id, key)
             assert current is not None
             return await self._confirmation(current, offer, fresh=False, now=now)
-        confirmation = await self._confirmation(
-            stored.booking, offer, fresh=True, now=now, created=created
+        return await self._confirmation(
+            stored.booking, offer, fresh=True, now=now, created=created, delivery=stored.delivery
         )
-        return replace(confirmation, delivery=stored.delivery)
 
     async def resume(self, team_id: str, key: str) -> Confirmation | None:
         """Finish a half-done booking (after a crash): create its event if that never
@@ -1361,6 +1360,7 @@ class Scheduler:
         fresh: bool,
         now: datetime,
         created: CreatedEvent | None = None,
+        delivery: Delivery | None = None,
     ) -> Confirmation:
         participants = _participants_of(offer)
         if not booking.uid and created is not None:
@@ -1374,6 +1374,7 @@ class Scheduler:
             fresh=fresh,
             offer=offer,
             invites_attendees=self.calendar.invites_attendees,
+            delivery=delivery,
         )
 
     # -- helpers --
