@@ -2674,10 +2674,6 @@ def _create_engine(url: str) -> AsyncEngine:
     return engine
 
 
-#: A pooled PostgreSQL connection unused for longer than this is pinged before it is handed out.
-IDLE_PING_SECONDS = 5.0
-
-
 def _ping_when_idle(engine: AsyncEngine) -> None:
     """Pessimistic disconnect handling, only where it can matter: a connection that sat idle
     in the pool (through a server restart, a proxy's idle timeout) is pinged on checkout and
@@ -2693,7 +2689,7 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
     @sa.event.listens_for(pool, "checkout")
     def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         idle_since = record.info.get("idle_since")
-        if idle_since is None or monotonic() - idle_since < IDLE_PING_SECONDS:
+        if idle_since is None or monotonic() - idle_since < direct.IDLE_PING_SECONDS:
             return
         try:
             dialect.do_ping(dbapi_connection)

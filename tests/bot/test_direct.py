@@ -139,7 +139,8 @@ async def test_a_transaction_cut_off_mid_statement_commits_nothing_and_the_pool_
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    # Out of the pool now: only the connections bot.direct keeps between statements.
+    assert pool.checkedout() == direct.kept_connections(pg.engine)  # type: ignore[attr-defined]
 
     # Had a connection gone back to the pool inside that transaction, it would still hold
     # T1's rows (deleted, uncommitted): these writes would wait on its locks, or vanish
@@ -197,3 +198,63 @@ async def test_a_failed_statement_rolls_the_transaction_back(pg: Store) -> None:
             await conn.execute(sa.text("SELECT 1 / 0"))
     expected, got = await both(pg, sa.select(sa.func.count()).select_from(user_settings))
     assert got == expected == [(10,)]
+
+
+async def backend_pid(store: Store) -> int:
+    async with direct.connect(store.engine, transaction=False) as conn:
+        return int((await conn.execute(sa.select(sa.func.pg_backend_pid()))).scalar_one())
+
+
+async def test_statements_share_a_kept_connection_and_dispose_ends_it(pg: Store) -> None:
+    """One statement after another runs on the connection kept from the one before (no trip
+    through the pool); disposing the engine, as a stopping instance does, ends that session on
+    the server too, rather than leaving it open until the process exits."""
+    first = await backend_pid(pg)
+    assert direct.kept_connections(pg.engine) == 1
+    assert await backend_pid(pg) == first
+    assert direct.kept_connections(pg.engine) == 1
+
+    await pg.engine.dispose()
+    assert direct.kept_connections(pg.engine) == 0
+    admin = await asyncpg.connect(
+        pg.engine.url.set(drivername="postgresql").render_as_string(False)
+    )
+    try:
+        for _ in range(100):  # the backend exits a moment after its client said goodbye
+            alive = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", first
+            )
+            if not alive:
+                break
+            await asyncio.sleep(0.05)
+        assert alive == 0
+    finally:
+        await admin.close()
+
+
+async def test_a_kept_connection_goes_back_to_the_pool_after_a_moment(
+    pg: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection is kept out of the pool only for ``HOT_SECONDS``: after that the next
+    statement hands it back (the pool's idle ping and recycling apply to it again) and takes
+    one from the pool, so kept connections never pile up."""
+    pool = pg.engine.sync_engine.pool
+    monkeypatch.setattr(direct, "HOT_SECONDS", 0.2)
+    await asyncio.gather(*(backend_pid(pg) for _ in range(8)))
+    assert direct.kept_connections(pg.engine) == direct.HOT_MAX
+    await asyncio.sleep(0.3)
+    await backend_pid(pg)
+    assert direct.kept_connections(pg.engine) == 1
+    assert pool.checkedout() == 1  # type: ignore[attr-defined]
+
+
+async def test_a_disposed_engine_keeps_connections_again_when_used(pg: Store) -> None:
+    """An engine disposed and used again (the pool is replaced, not closed for good) keeps its
+    connections as before, and disposing it again ends them again."""
+    await backend_pid(pg)
+    await pg.engine.dispose()
+    pid = await backend_pid(pg)
+    assert direct.kept_connections(pg.engine) == 1
+    await pg.engine.dispose()
+    assert direct.kept_connections(pg.engine) == 0
+    assert await backend_pid(pg) != pid

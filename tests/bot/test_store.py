@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from bot import store as store_module
+from bot import direct
 from bot.models import Booking, BookingState, ScheduleObject, TimeSlot, WorkingHours
 from bot.store import (
     _MIGRATIONS,
@@ -483,7 +483,7 @@ async def test_a_connection_killed_while_idle_is_replaced(
                 name,
             )
             assert terminated >= 1, "the pool held a connection"
-            monkeypatch.setattr(store_module, "IDLE_PING_SECONDS", 0.0)
+            monkeypatch.setattr(direct, "IDLE_PING_SECONDS", 0.0)
             found = await store.get_booking("T1", "booking-1")
             assert found is not None and found.key == "booking-1"
         finally:
