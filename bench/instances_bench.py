@@ -105,17 +105,6 @@ async def scalar(engine: Any, sql: str) -> Any:
         return (await connection.execute(sa.text(sql))).scalar()
 
 
-async def transactions(engine: Any) -> int:
-    """Committed plus rolled-back transactions on the bench database so far."""
-    return int(
-        await scalar(
-            engine,
-            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
-            "WHERE datname = current_database()",
-        )
-    )
-
-
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -177,7 +166,6 @@ async def one_round(
     ]
     calls_before = len(slack.calls())
     uploads_before = len(slack.calls(UPLOAD_DONE))
-    xacts_before = await transactions(engine)
     messages_before = messages_sent(slack)
     cpu_before = cpu_snapshot(cluster)
     acks: list[float] = []
@@ -216,7 +204,6 @@ async def one_round(
     cpu = {k: v - cpu_before[k] for k, v in cpu_snapshot(cluster).items()}
     uploads = slack.calls(UPLOAD_DONE)[uploads_before:]
     last_upload = max(c.at for c in uploads) - started_wall if uploads else float("nan")
-    xacts = await transactions(engine) - xacts_before
     calls = collections.Counter(c.method for c in slack.calls()[calls_before:])
     return {
         "clicks": len(requesters),
@@ -226,7 +213,6 @@ async def one_round(
         "last_upload_s": last_upload,
         "ack_p50": statistics.median(acks),
         "ack_p99": percentile(acks, 0.99),
-        "xacts": xacts,
         "calls": calls,
         "cpu_ms_per_click": {k: 1000 * v / len(requesters) for k, v in cpu.items()},
     }
@@ -278,7 +264,7 @@ async def measure_cluster(instances: int, clicks: int, rounds: int) -> None:
                 print(
                     f"{'round':<7}{'bookings/s':>11}{'all acked':>11}{'all confirmed':>15}"
                     f"{'last .ics':>11}{'reminders sent':>16}{'ack p50':>9}{'ack p99':>9}"
-                    f"{'DB xacts/click':>16}{'CPU ms/click: serve':>21}{'emulator':>9}"
+                    f"{'CPU ms/click: serve':>21}{'emulator':>9}"
                     f"{'postgres':>9}"
                 )
                 totals = []
@@ -290,7 +276,6 @@ async def measure_cluster(instances: int, clicks: int, rounds: int) -> None:
                         f"{n:<7}{rate:>11.1f}{r['acked_s']:>10.2f}s{r['confirmed_s']:>14.2f}s"
                         f"{r['last_upload_s']:>10.2f}s{r['followed_s']:>15.2f}s"
                         f"{r['ack_p50']:>7.0f}ms{r['ack_p99']:>7.0f}ms"
-                        f"{r['xacts'] / r['clicks']:>16.1f}"
                         + "".join(
                             f"{v:>{w}.1f}"
                             for w, v in zip((21, 9, 9), r["cpu_ms_per_click"].values(), strict=True)
