@@ -284,12 +284,38 @@ def sql_for(statement: sa.Executable, parameters: Mapping[str, Any]) -> tuple[st
 
 
 class DirectConnection:
-    """One pooled asyncpg connection, running statements as ``Connection.execute`` would."""
+    """One pooled asyncpg connection, running statements as ``Connection.execute`` would.
 
-    def __init__(self, driver: Any) -> None:
+    In a transaction the BEGIN is sent with the first statement rather than on its own: with
+    ``lock``, in the same round trip; before any other, just ahead of it."""
+
+    def __init__(self, driver: Any, *, transaction: bool = False) -> None:
         self._driver = driver
+        self._transaction = transaction
+        self._begin_owed = transaction
+        self.begun = False
+
+    async def lock(self, keys: Sequence[int]) -> None:
+        """Wait for and take the transaction-scoped advisory locks ``keys``, one after another
+        in the order given, in one round trip (the transaction's BEGIN included if owed)."""
+        if not self._transaction:
+            raise RuntimeError("a transaction-scoped lock needs connect(transaction=True)")
+        # Simple-query protocol, several statements in one message; the keys are integers,
+        # written as literals (``int`` refuses anything else).
+        statements = [f"SELECT pg_advisory_xact_lock({int(key)})" for key in keys]
+        if self._begin_owed:
+            statements.insert(0, "BEGIN")
+        if statements:
+            await self._driver.execute("; ".join(statements))
+            self._begin_owed, self.begun = False, self.begun or self._begin_owed
+
+    async def _begin(self) -> None:
+        if self._begin_owed:
+            await self._driver.execute("BEGIN")
+            self._begin_owed, self.begun = False, True
 
     async def execute(self, statement: sa.Executable, parameters: Parameters = None) -> Rows:
+        await self._begin()
         if parameters is not None and not isinstance(parameters, Mapping):
             return await self._execute_many(statement, list(parameters))
         plan, extracted = _PLANS.get(statement, list(parameters or ()))
@@ -438,14 +464,21 @@ async def connect(engine: AsyncEngine, *, transaction: bool) -> AsyncIterator[Di
     driver = pooled.driver_connection
     assert driver is not None, "a pooled connection always has its driver connection"
     broken = False
+    conn = DirectConnection(driver, transaction=transaction)
     try:
-        if transaction:
-            async with driver.transaction():
-                yield DirectConnection(driver)
-        else:
-            yield DirectConnection(driver)
+        yield conn
+        if conn.begun:
+            await driver.execute("COMMIT")
     except (asyncio.CancelledError, asyncpg.InterfaceError, OSError):
         broken = True  # cut off mid-statement, or the connection failed
+        raise
+    except BaseException:
+        if driver.is_in_transaction():
+            try:
+                await driver.execute("ROLLBACK")
+            except BaseException:
+                broken = True
+                raise
         raise
     finally:
         # The pool knows nothing of a transaction begun here: it must never get back a

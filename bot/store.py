@@ -355,11 +355,6 @@ class BookingConflict(Exception):
         self.existing = existing
 
 
-_LOCK_PEOPLE = sa.text(
-    "SELECT pg_advisory_xact_lock(t.k) FROM unnest(:keys) WITH ORDINALITY AS t(k, n) ORDER BY t.n"
-).bindparams(sa.bindparam("keys", type_=postgresql.ARRAY(sa.BigInteger)))
-
-
 def _lock_key(team_id: str, user_id: str) -> int:
     """A stable signed 64-bit advisory-lock key for one person of one workspace."""
     digest = hashlib.sha256(f"slotbot-person:{team_id}:{user_id}".encode()).digest()
@@ -1289,11 +1284,10 @@ class Store:
         self, conn: direct.Connection, booking: Booking, members: Sequence[str], slot: TimeSlot
     ) -> None:
         if self._dialect == "postgresql":
-            # One lock per person, all in one round trip, always in ascending key order so
-            # that two claims sharing people cannot deadlock (the locks are taken after the
-            # sort: PostgreSQL evaluates volatile functions above ORDER BY).
-            keys = sorted({_lock_key(booking.team_id, user) for user in members})
-            await conn.execute(_LOCK_PEOPLE, {"keys": keys})
+            # One lock per person, all in one round trip with the transaction's BEGIN, always
+            # in ascending key order so that two claims sharing people cannot deadlock.
+            assert isinstance(conn, direct.DirectConnection)
+            await conn.lock(sorted({_lock_key(booking.team_id, user) for user in members}))
         # A series must be clear on the occurrences it was offered for (the ones checked).
         wanted = _claimed_slots(booking, slot)
         low, high = min(s.start for s in wanted), max(s.end for s in wanted)

@@ -258,3 +258,47 @@ async def test_a_disposed_engine_keeps_connections_again_when_used(pg: Store) ->
     await pg.engine.dispose()
     assert direct.kept_connections(pg.engine) == 0
     assert await backend_pid(pg) != pid
+
+
+async def test_locks_go_with_the_begin_and_hold_until_the_commit(pg: Store) -> None:
+    """``lock`` takes its advisory locks in the transaction it begins in the same round trip:
+    another session cannot take them until that transaction commits (taken outside one, a
+    transaction-scoped lock would end with its own statement)."""
+    keys = [11, 42]
+    async with pg.engine.connect() as other:
+
+        async def free(key: int) -> bool:
+            taken = await other.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key)))
+            await other.rollback()  # and let it go again
+            return bool(taken.scalar_one())
+
+        async with direct.connect(pg.engine, transaction=True) as conn:
+            await conn.lock(keys)
+            assert [await free(k) for k in keys] == [False, False]
+            await conn.execute(sa.delete(user_settings).where(user_settings.c.user_id == "U1"))
+        assert [await free(k) for k in keys] == [True, True]
+    expected, got = await both(pg, sa.select(sa.func.count()).select_from(user_settings))
+    assert got == expected == [(8,)]
+
+
+async def test_a_lock_outside_a_transaction_is_refused(pg: Store) -> None:
+    async with direct.connect(pg.engine, transaction=False) as conn:
+        with pytest.raises(RuntimeError, match="transaction"):
+            await conn.lock([1])
+
+
+async def test_a_transaction_that_runs_nothing_sends_nothing(pg: Store) -> None:
+    """A write block that decides there is nothing to write costs no round trip: its BEGIN
+    was owed to a first statement that never came, and the connection is left idle."""
+    async with direct.connect(pg.engine, transaction=True) as conn:
+        pid = (await conn.execute(sa.select(sa.func.pg_backend_pid()))).scalar_one()
+    async with direct.connect(pg.engine, transaction=True):
+        pass
+    async with pg.engine.connect() as admin:
+        state = (
+            await admin.execute(
+                sa.text("SELECT state, query FROM pg_stat_activity WHERE pid = :pid"),
+                {"pid": pid},
+            )
+        ).one()
+    assert state.state == "idle" and state.query == "COMMIT"
