@@ -314,6 +314,13 @@ async def profile_one_click() -> None:
                     return await send(self, statement, parameters)
 
                 direct.DirectConnection.execute = count  # type: ignore[method-assign]
+                take_locks = direct.DirectConnection.lock
+
+                async def count_locks(self: Any, keys: Any) -> None:
+                    statements["BEGIN; SELECT pg_advisory_xact_lock(…)"] += 1
+                    await take_locks(self, keys)
+
+                direct.DirectConnection.lock = count_locks  # type: ignore[method-assign]
 
                 samples, profile = [], cProfile.Profile()
                 for n in range(12):
@@ -365,6 +372,7 @@ async def profile_one_click() -> None:
                         print("   ", line.strip()[:150])
             finally:
                 direct.DirectConnection.execute = send  # type: ignore[method-assign]
+                direct.DirectConnection.lock = take_locks  # type: ignore[method-assign]
                 await stop_harness(harness)
 
 
