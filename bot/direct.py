@@ -386,9 +386,9 @@ class _HotConnections:
         return hot
 
     def take(self, engine: sa.Engine) -> tuple[_Hot | None, list[_Hot]]:
-        """The last connection kept (LIFO), if it is still fresh; and every kept one that is
-        not (out of the pool for ``HOT_SECONDS``, idle for ``IDLE_PING_SECONDS``, or closed),
-        removed, for the caller to give back."""
+        """The connection kept last (LIFO) that is still fresh, if any; and every kept one
+        that is not (out of the pool for ``HOT_SECONDS``, idle for ``IDLE_PING_SECONDS``, or
+        closed), removed, for the caller to give back."""
         hot = self._by_engine.get(engine)
         if not hot:
             return None, []
@@ -397,7 +397,7 @@ class _HotConnections:
             return hot.pop(), []
         gone = [k for k in hot if not _fresh(k, now)]
         hot[:] = [k for k in hot if k not in gone]
-        return None, gone
+        return (hot.pop() if hot else None), gone
 
     def count(self, engine: sa.Engine) -> int:
         return len(self._by_engine.get(engine) or ())
