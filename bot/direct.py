@@ -293,7 +293,19 @@ class DirectConnection:
         self._driver = driver
         self._transaction = transaction
         self._begin_owed = transaction
-        self.begun = False
+
+    @property
+    def begun(self) -> bool:
+        """Whether a transaction was begun here (and so is owed a COMMIT or ROLLBACK)."""
+        return self._transaction and not self._begin_owed
+
+    def _begin_first(self) -> list[str]:
+        """``["BEGIN"]`` if the transaction's BEGIN is still owed (it goes with what is sent
+        next), else nothing."""
+        if not self._begin_owed:
+            return []
+        self._begin_owed = False
+        return ["BEGIN"]
 
     async def lock(self, keys: Sequence[int]) -> None:
         """Wait for and take the transaction-scoped advisory locks ``keys``, one after another
@@ -302,17 +314,14 @@ class DirectConnection:
             raise RuntimeError("a transaction-scoped lock needs connect(transaction=True)")
         # Simple-query protocol, several statements in one message; the keys are integers,
         # written as literals (``int`` refuses anything else).
-        statements = [f"SELECT pg_advisory_xact_lock({int(key)})" for key in keys]
-        if self._begin_owed:
-            statements.insert(0, "BEGIN")
+        locks = [f"SELECT pg_advisory_xact_lock({int(key)})" for key in keys]
+        statements = [*self._begin_first(), *locks]
         if statements:
             await self._driver.execute("; ".join(statements))
-            self._begin_owed, self.begun = False, self.begun or self._begin_owed
 
     async def _begin(self) -> None:
-        if self._begin_owed:
+        if self._begin_first():
             await self._driver.execute("BEGIN")
-            self._begin_owed, self.begun = False, True
 
     async def execute(self, statement: sa.Executable, parameters: Parameters = None) -> Rows:
         await self._begin()
